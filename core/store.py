@@ -128,6 +128,11 @@ def embeddings_dir() -> Path:
     return assets_dir() / "embeddings"
 
 
+def embedding_file_name(name: str, seed: int | None = None) -> str:
+    """File stem of a model's embeddings: ``<name>`` or, for models with several seeds/draws, ``<name>-s<seed>``."""
+    return name if seed is None else f"{name}-s{int(seed)}"
+
+
 def save_embeddings(name: str, embeddings, instructions, manifest: dict[str, Any],
                     directory: str | os.PathLike | None = None) -> Path:
     """Write ``<name>.npz`` + ``<name>.json`` (atomically). Fills n_items, dim, date, commit, set hash."""
