@@ -193,7 +193,8 @@ def generate(n: int, seed: int = 0, workers: int = 1, config: EnvConfig | None =
     if not use_cache:
         return _generate(n, seed, workers, config, instructions, progress)
     d = store.cached("demos", cache_params(n, seed, config, instructions),
-                     lambda: _generate(n, seed, workers, config, instructions, progress).to_dict())
+                     lambda: _generate(n, seed, workers, config, instructions, progress).to_dict(),
+                     validate=lambda v: isinstance(v, dict) and set(v) == set(Demos.__dataclass_fields__))
     return Demos(**d)
 
 

@@ -51,11 +51,12 @@ def cache():
     return _open(str(d), limit)
 
 
-def cached(stage: str, params: dict[str, Any], compute: Callable[[], Any], *, refresh: bool = False) -> Any:
+def cached(stage: str, params: dict[str, Any], compute: Callable[[], Any], *, refresh: bool = False,
+           validate: Callable[[Any], bool] | None = None) -> Any:
     """Return the cached result for (stage, params) or compute, store and return it.
 
     A result is written only after ``compute`` returns, so a failure leaves nothing half-written.
-    An entry that cannot be read back (corrupt file) is dropped and recomputed.
+    An entry that cannot be read back (corrupt file) or fails ``validate`` is dropped and recomputed.
     """
     c = cache()
     k = key(stage, params)
@@ -65,8 +66,10 @@ def cached(stage: str, params: dict[str, Any], compute: Callable[[], Any], *, re
         except Exception:  # corrupt pickle / file: drop it, recompute
             c.delete(k, retry=True)
             hit = None
-        if hit is not None:
+        if hit is not None and (validate is None or validate(hit)):
             return hit
+        if hit is not None:
+            c.delete(k, retry=True)
     value = compute()
     c.set(k, value, retry=True)
     return value
