@@ -37,6 +37,7 @@ Conventions (also in each result's ``conventions`` string and in the CLI's outpu
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -66,6 +67,32 @@ RSA_CONVENTIONS = ("Spearman correlation (average ranks) of the upper triangles 
                    f"RDMs 1 - cos(x_i, x_j), entries rounded to {DECIMALS} decimals")
 JACCARD_CONVENTIONS = ("mutual-kNN Jaccard J@k = mean over i of |N_A ∩ N_B| / |N_A ∪ N_B| = P_i / (2 - P_i) "
                        "with P_i the per-item P@k; " + NEIGHBOUR_CONVENTIONS)
+
+
+_BLAS_STATE = threading.local()
+
+
+def _small_blas(f):
+    """Run ``f`` with BLAS limited to one thread: these are many small matrix ops, for which BLAS threads
+    only add overhead (and stall badly when cores are oversubscribed). No-op without threadpoolctl."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        if getattr(_BLAS_STATE, "limited", False):
+            return f(*args, **kwargs)
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover
+            return f(*args, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _BLAS_STATE.limited = True
+            try:
+                return f(*args, **kwargs)
+            finally:
+                _BLAS_STATE.limited = False
+
+    return wrapper
 
 
 class MetricInputError(ValueError):
@@ -163,44 +190,70 @@ def _index_bits(n: int) -> int:
     return bits
 
 
-def _orders_chunk(U: np.ndarray, start: int, stop: int, bits: int) -> np.ndarray:
-    """Neighbour order of rows start:stop: (c, n) item indices, nearest first, self last (see conventions)."""
-    n = U.shape[0]
-    S = U[start:stop] @ U.T  # float64 cosine similarities
-    S *= -_SCALE
-    S += _SCALE + 0.5  # (1 - s) * 1e10 + 0.5 >= 0.5 - tiny
-    q = S.astype(np.int64)  # floor for non-negative values: rounded distance, half up
-    del S
-    rows = np.arange(stop - start)
-    q[rows, rows + start] = _SENTINEL
-    q <<= bits
-    q |= np.arange(n, dtype=np.int64)
-    q.sort(axis=1)  # unique keys: (rounded distance, index) lexicographic
-    q &= (1 << bits) - 1
-    return q
+class _Ranker:
+    """Neighbour orders / ranks of one unit-normalised space, chunk by chunk, reusing buffers.
+
+    Key of (row i, item j) = (similarity rounded to DECIMALS as an integer distance) << bits | j, so one
+    int64 sort per row gives the order with ties broken by index; item i itself gets the largest key.
+    Arrays returned by ``orders``/``ranks`` are views of internal buffers, valid until the next call.
+    """
+
+    def __init__(self, U: np.ndarray, chunk_rows: int):
+        self.U, self.n = U, U.shape[0]
+        self.bits = _index_bits(self.n)
+        c = min(chunk_rows, self.n)
+        self._S = np.empty((c, self.n))
+        self._q = np.empty((c, self.n), dtype=np.int64)
+        self._r = np.empty((c, self.n), dtype=np.int64)
+        self._ar = np.arange(self.n, dtype=np.int64)
+        self._tile: np.ndarray | None = None
+
+    def orders(self, start: int, stop: int) -> np.ndarray:
+        """(c, n) item indices of rows start:stop, nearest first, self last."""
+        c = stop - start
+        S, q = self._S[:c], self._q[:c]
+        np.matmul(self.U[start:stop], self.U.T, out=S)  # float64 cosine similarities
+        S *= -_SCALE
+        S += _SCALE + 0.5  # (1 - s) * 1e10 + 0.5 >= 0.5 - tiny
+        np.copyto(q, S, casting="unsafe")  # truncation = floor here: rounded distance (half up)
+        rows = np.arange(c)
+        q[rows, rows + start] = _SENTINEL
+        q <<= self.bits
+        q |= self._ar
+        q.sort(axis=1)  # unique keys: (rounded distance, index) lexicographic
+        q &= (1 << self.bits) - 1
+        return q
+
+    def ranks(self, start: int, stop: int) -> np.ndarray:
+        """(c, n) int64: rank[r, j] = 0-based position of j in row (start+r)'s order (self at n-1)."""
+        c, n = stop - start, self.n
+        q = self.orders(start, stop)
+        q += (np.arange(c, dtype=np.int64) * n)[:, None]  # flat positions: faster than 2-D fancy indexing
+        if self._tile is None or self._tile.size < c * n:
+            self._tile = np.tile(self._ar, self._q.shape[0])
+        r = self._r[:c]
+        r.reshape(-1)[q.reshape(-1)] = self._tile[: c * n]
+        return r
 
 
-def _ranks_chunk(U: np.ndarray, start: int, stop: int, bits: int, dtype=np.int32) -> np.ndarray:
-    """rank[r, j] = 0-based position of item j in row (start + r)'s neighbour order (self at n-1)."""
-    order = _orders_chunk(U, start, stop, bits)
-    c, n = order.shape
-    ranks = np.empty((c, n), dtype=dtype)
-    ranks[np.arange(c)[:, None], order] = np.arange(n, dtype=dtype)
-    return ranks
+def _chunk_rows(n: int) -> int:
+    return max(1, min(n, _CHUNK_ELEMS // max(n, 1)))
 
 
 def _chunks(n: int, chunk_rows: int | None = None):
-    step = chunk_rows or max(1, _CHUNK_ELEMS // max(n, 1))
+    step = chunk_rows or _chunk_rows(n)
     for s in range(0, n, step):
         yield s, min(n, s + step)
 
 
 def _rank_matrix(X: np.ndarray) -> np.ndarray:
     """Full (n, n) rank matrix of a validated space (use for small n only)."""
-    U = _unit(X)
-    n = U.shape[0]
-    bits = _index_bits(n)
-    return np.concatenate([_ranks_chunk(U, s, e, bits) for s, e in _chunks(n)], axis=0)
+    n = X.shape[0]
+    rk = _Ranker(_unit(X), _chunk_rows(n))
+    out = np.empty((n, n), dtype=np.int32)
+    for s, e in _chunks(n):
+        out[s:e] = rk.ranks(s, e)
+    return out
 
 
 def neighbours(X, k: int, return_similarity: bool = False):
@@ -213,8 +266,10 @@ def neighbours(X, k: int, return_similarity: bool = False):
     n = X.shape[0]
     k = check_k(k, n)
     U = _unit(X)
-    bits = _index_bits(n)
-    idx = np.concatenate([_orders_chunk(U, s, e, bits)[:, :k] for s, e in _chunks(n)], axis=0)
+    rk = _Ranker(U, _chunk_rows(n))
+    idx = np.empty((n, k), dtype=np.int64)
+    for s, e in _chunks(n):
+        idx[s:e] = rk.orders(s, e)[:, :k]
     if not return_similarity:
         return idx
     sims = np.einsum("id,ikd->ik", U, U[idx])
@@ -222,14 +277,14 @@ def neighbours(X, k: int, return_similarity: bool = False):
 
 
 def _max_ranks_chunks(A: np.ndarray, B: np.ndarray, chunk_rows: int | None = None):
-    """Yield (start, stop, m) with m[r, j] = max(rank_A, rank_B) of item j for row start+r."""
-    UA, UB = _unit(A), _unit(B)
-    n = UA.shape[0]
-    bits = _index_bits(n)
-    for s, e in _chunks(n, chunk_rows):
-        m = _ranks_chunk(UA, s, e, bits)
-        np.maximum(m, _ranks_chunk(UB, s, e, bits), out=m)
-        yield s, e, m
+    """Yield (start, stop, m) with m[r, j] = max(rank_A, rank_B) of item j for row start+r (int64)."""
+    n = A.shape[0]
+    c = chunk_rows or _chunk_rows(n)
+    ra, rb = _Ranker(_unit(A), c), _Ranker(_unit(B), c)
+    for s, e in _chunks(n, c):
+        m = ra.ranks(s, e)
+        np.maximum(m, rb.ranks(s, e), out=m)
+        yield s, e, m  # a view of ra's buffer: valid until the next iteration
 
 
 def _curve_from_counts(total: np.ndarray, n: int) -> np.ndarray:
@@ -295,6 +350,7 @@ def mutual_knn_jaccard(A, B, k: int, per_item: bool = False) -> float | np.ndarr
     return j if per_item else float(j.mean())
 
 
+@_small_blas
 def precision_matrix(spaces: Mapping[str, np.ndarray], k: int) -> pd.DataFrame:
     """N x N DataFrame of P@k between every pair of named spaces (symmetric, diagonal 1)."""
     names = list(spaces)
@@ -382,6 +438,7 @@ def _rounded_distance_keys(X: np.ndarray) -> np.ndarray:
     return q
 
 
+@_small_blas
 def permutation_null(A, B, n_permutations: int = 1000, seed: int = 0, batch: int | None = None
                      ) -> PermutationNull:
     """Permutation null of the P@k curve: B's rows shuffled ``n_permutations`` times (seeded).
@@ -470,7 +527,7 @@ class ProcrustesResult:
     residuals: np.ndarray        # (n,) ||a_i - b_aligned_i||; sum of squares == disparity
     a_standardised: np.ndarray   # (n, p) A centred, unit Frobenius norm (after PCA if dims differ)
     b_aligned: np.ndarray        # (n, p) B standardised, rotated/reflected and scaled onto A
-    rotation: np.ndarray         # (p, p) orthogonal R with b_aligned = scale * b_std @ R
+    rotation: np.ndarray         # (p, p) R with b_aligned = scale * b_std @ R (orthogonal if p <= n)
     scale: float
     dim_a: int
     dim_b: int
@@ -485,80 +542,94 @@ class ProcrustesResult:
     conventions: str = field(default=PROCRUSTES_CONVENTIONS)
 
 
-def _centre_scale(X: np.ndarray, name: str) -> np.ndarray:
+@dataclass(frozen=True)
+class _Standardised:
+    """A centred, unit-Frobenius space as its thin SVD: X0 = scores @ Vt, scores = U * s (n x r)."""
+
+    scores: np.ndarray
+    s: np.ndarray
+    Vt: np.ndarray
+    dim: int
+
+
+def _standardise(X: np.ndarray, name: str) -> _Standardised:
     Xc = X - X.mean(axis=0)
     norm = np.linalg.norm(Xc)
     if not norm > 0:
         raise MetricInputError(f"{name} has zero variance after centring (all rows identical)")
-    return Xc / norm
+    U, s, Vt = np.linalg.svd(Xc / norm, full_matrices=False)
+    return _Standardised(scores=U * s, s=s, Vt=Vt, dim=X.shape[1])
 
 
-def _pca_scores(Xc: np.ndarray, p: int) -> tuple[np.ndarray, float]:
-    """Top-p principal-component scores of a centred matrix and the fraction of variance they keep."""
-    U, s, _ = np.linalg.svd(Xc, full_matrices=False)
-    total = float((s ** 2).sum())
-    p_eff = min(p, s.size)
-    scores = U[:, :p_eff] * s[:p_eff]
-    if p_eff < p:  # fewer than p components exist (n < p): pad with zero columns (no variance lost)
-        scores = np.hstack([scores, np.zeros((Xc.shape[0], p - p_eff))])
-    return scores, float((s[:p_eff] ** 2).sum() / total) if total > 0 else 1.0
+def _procrustes_core(SA: _Standardised, SB: _Standardised, n_permutations: int = 0, seed: int = 0,
+                     full: bool = True) -> dict:
+    """Procrustes of B onto A from their standardised SVDs (exact; works in r <= n dimensions)."""
+    n = SA.scores.shape[0]
+    pca = SA.dim != SB.dim
+    if pca:  # top-p PCA scores, renormalised; output coordinates = principal axes (first p)
+        p = min(SA.dim, SB.dim)
+        At, Bt = SA.scores[:, :p], SB.scores[:, :p]
+        va, vb = float((SA.s[:p] ** 2).sum()), float((SB.s[:p] ** 2).sum())  # total is 1
+        At, Bt = At / np.sqrt(va), Bt / np.sqrt(vb)
+        VaT, VbT = np.eye(At.shape[1], p), np.eye(Bt.shape[1], p)
+    else:
+        p = SA.dim
+        At, Bt, va, vb, VaT, VbT = SA.scores, SB.scores, 1.0, 1.0, SA.Vt, SB.Vt
+    Uc, sv, Vct = np.linalg.svd(At.T @ Bt)
+    scale = float(sv.sum())
+    W = Vct.T @ Uc.T  # (rb, ra): B's score space -> A's score space
+    a_std = At @ VaT
+    b_al = scale * ((Bt @ W) @ VaT)
+    resid = a_std - b_al
+    out = dict(disparity=float((resid ** 2).sum()), scale=scale, dim_used=p, pca=pca,
+               variance_retained_a=min(1.0, va), variance_retained_b=min(1.0, vb), p_value=None, null=None)
+    if full:
+        # R = V_B^T W V_A: orthogonal when p <= n; otherwise exact on B's row space (a partial isometry)
+        out.update(a_std=a_std, b_aligned=b_al, residuals=np.sqrt((resid ** 2).sum(axis=1)),
+                   rotation=VbT.T @ W @ VaT)
+    if n_permutations > 0:
+        rng = np.random.default_rng(seed)
+        perms = np.stack([rng.permutation(n) for _ in range(n_permutations)])
+        null = _procrustes_stat(At, Bt, perms)
+        obs = _procrustes_stat(At, Bt, np.arange(n)[None])[0]  # same computation as the null
+        out.update(null=null, p_value=float((1 + (null <= obs).sum()) / (1 + n_permutations)))
+    return out
 
 
+@_small_blas
 def procrustes(A, B, n_permutations: int = 0, seed: int = 0) -> ProcrustesResult:
     """Orthogonal Procrustes of B onto A (scipy.spatial.procrustes convention; see module docstring).
 
+    When dims differ, coordinates (``a_standardised``, ``b_aligned``) are in the PCA axes of each space.
     ``n_permutations > 0`` adds a permutation p-value (B's rows shuffled, seeded).
     """
     A, B = check_pair(A, B)
-    A0, B0 = _centre_scale(A, "A"), _centre_scale(B, "B")
-    da, db = A.shape[1], B.shape[1]
-    pca = da != db
-    va = vb = 1.0
-    if pca:
-        p = min(da, db)
-        A0, va = _pca_scores(A0, p)
-        B0, vb = _pca_scores(B0, p)
-        A0, B0 = A0 / np.linalg.norm(A0), B0 / np.linalg.norm(B0)
-    M = A0.T @ B0  # (p, p)
-    U, s, Vt = np.linalg.svd(M)
-    R = (U @ Vt).T  # b_std @ R best matches A0 (scipy.linalg.orthogonal_procrustes(B0, A0))
-    scale = float(s.sum())
-    Bal = scale * (B0 @ R)
-    resid = A0 - Bal
-    disparity = float((resid ** 2).sum())
-    p_value = null = None
     n_permutations = int(n_permutations)
-    if n_permutations > 0:
-        null = _procrustes_null(A0, B0, n_permutations, seed)
-        # compare on the same footing (1 - nuclear^2) with a small tolerance for float noise
-        obs = 1.0 - scale ** 2
-        p_value = float((1 + (null <= obs + 1e-12).sum()) / (1 + n_permutations))
+    r = _procrustes_core(_standardise(A, "A"), _standardise(B, "B"), n_permutations, seed)
     return ProcrustesResult(
-        disparity=disparity, residuals=np.sqrt((resid ** 2).sum(axis=1)), a_standardised=A0, b_aligned=Bal,
-        rotation=R, scale=scale, dim_a=da, dim_b=db, dim_used=A0.shape[1], pca=pca,
-        variance_retained_a=va, variance_retained_b=vb, p_value=p_value, n_permutations=n_permutations,
-        seed=int(seed) if n_permutations else None, null_disparities=null,
+        disparity=r["disparity"], residuals=r["residuals"], a_standardised=r["a_std"],
+        b_aligned=r["b_aligned"], rotation=r["rotation"], scale=r["scale"], dim_a=A.shape[1],
+        dim_b=B.shape[1], dim_used=r["dim_used"], pca=r["pca"], variance_retained_a=r["variance_retained_a"],
+        variance_retained_b=r["variance_retained_b"], p_value=r["p_value"], n_permutations=n_permutations,
+        seed=int(seed) if n_permutations else None, null_disparities=r["null"],
         conventions=PROCRUSTES_CONVENTIONS + (
             f"; permutation p = (1 + #{{null disparity <= observed}}) / (1 + {n_permutations}), rows of B "
             f"shuffled (default_rng({seed}))" if n_permutations else ""))
 
 
-def _procrustes_null(A0: np.ndarray, B0: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
-    """Null disparities 1 - ||A0^T B0[perm]||_*^2 (A0, B0 standardised); reduced to rank space first."""
-    n = A0.shape[0]
-    # nuclear norm of A0^T P B0 == that of (U_A S_A)^T P (U_B S_B): work in r <= n dims
-    Ua, sa, _ = np.linalg.svd(A0, full_matrices=False)
-    Ub, sb, _ = np.linalg.svd(B0, full_matrices=False)
-    At, Bt = Ua * sa, Ub * sb
-    rng = np.random.default_rng(seed)
-    perms = np.stack([rng.permutation(n) for _ in range(n_permutations)])
-    out = np.empty(n_permutations)
-    step = max(1, (1 << 22) // (At.shape[1] * Bt.shape[1] + n * Bt.shape[1]))
-    for s in range(0, n_permutations, step):
+def _procrustes_stat(At: np.ndarray, Bt: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Disparities 1 - ||At^T Bt[perm]||_*^2 for a batch of row permutations (At, Bt: standardised scores)."""
+    n, ra = At.shape
+    rb = Bt.shape[1]
+    out = np.empty(perms.shape[0])
+    step = max(1, (1 << 22) // (n * rb + 2 * ra * ra))
+    for s in range(0, perms.shape[0], step):
         P = perms[s:s + step]
-        Ms = np.einsum("ni,pnj->pij", At, Bt[P])  # (p, ra, rb)
-        sv = np.linalg.svd(Ms, compute_uv=False)
-        out[s:s + step] = 1.0 - sv.sum(axis=1) ** 2
+        p = P.shape[0]
+        Bp = Bt[P].transpose(1, 0, 2).reshape(n, p * rb)  # one GEMM for the whole batch
+        C = (At.T @ Bp).reshape(ra, p, rb).transpose(1, 0, 2)  # (p, ra, rb)
+        ev = np.linalg.eigvalsh(C @ C.transpose(0, 2, 1))  # squared singular values
+        out[s:s + step] = 1.0 - np.sqrt(np.clip(ev, 0.0, None)).sum(axis=1) ** 2
     return out
 
 
@@ -647,6 +718,7 @@ _METRICS: dict[str, tuple[Callable[..., float], str]] = {
 }
 
 
+@_small_blas
 def seed_spread(arrays: Sequence[np.ndarray], B, metric: str | Callable[..., float] = "precision",
                 **kwargs) -> SeedSpread:
     """Metric between each of several matrices of one model (e.g. seeds) and ``B``: values, mean, spread.
@@ -686,6 +758,7 @@ class PairwiseMetrics:
     conventions: dict[str, str]
 
 
+@_small_blas
 def pairwise_metrics(spaces: Mapping[str, np.ndarray], ks: Sequence[int] = (1, 5, 10, 15),
                      debiased_cka: bool = True) -> PairwiseMetrics:
     """P@k curves (and matrices at ``ks``), Procrustes disparity, CKA, RSA for every pair of spaces.
@@ -700,6 +773,7 @@ def pairwise_metrics(spaces: Mapping[str, np.ndarray], ks: Sequence[int] = (1, 5
     grams = {m: _gram_centred(X[m]) for m in names}
     gdeb = {m: _gram_debiased(X[m]) for m in names} if debiased_cka else {}
     rr = {m: _rdm_ranks(X[m]) for m in names}
+    st = {m: _standardise(X[m], m) for m in names}
     N = len(names)
     P = {k: np.eye(N) for k in ks}
     PR, PD, CK, CD, RS = (np.zeros((N, N)), np.zeros((N, N), dtype=int), np.eye(N), np.eye(N), np.eye(N))
@@ -715,9 +789,9 @@ def pairwise_metrics(spaces: Mapping[str, np.ndarray], ks: Sequence[int] = (1, 5
             curves[(ma, mb)] = curve
             for k in ks:
                 P[k][a, b] = P[k][b, a] = curve[k - 1]
-            pr = procrustes(X[ma], X[mb])
-            PR[a, b] = PR[b, a] = pr.disparity
-            PD[a, b] = PD[b, a] = pr.dim_used
+            pr = _procrustes_core(st[ma], st[mb], full=False)
+            PR[a, b] = PR[b, a] = pr["disparity"]
+            PD[a, b] = PD[b, a] = pr["dim_used"]
             CK[a, b] = CK[b, a] = min(1.0, max(0.0, _cka_from_grams(grams[ma], grams[mb])))
             if debiased_cka:
                 CD[a, b] = CD[b, a] = _cka_from_grams(gdeb[ma], gdeb[mb])
