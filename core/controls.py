@@ -29,7 +29,8 @@ by the *expected* overlap under uniformly random tie-breaking, independently in 
 a candidate strictly closer than the k-th similarity gets weight 1, the t candidates tied at the k-th similarity
 share the r remaining places with weight r/t each, and P@k(i) = sum_j w_A(j) w_B(j) / k (exact expectation;
 it equals the index-tie-broken value whenever there are no ties). Chance = mean_i k / |C_i|, which is *not*
-k/(n-1). For the default 108-set: |C_i| is 15, 20, 25 or 30 with a shared determiner counting as a shared word (k <= 14), and 30 to 60
+k/(n-1). For the default 108-set: |C_i| is 15, 20, 25 or 30 with a shared determiner counting as a shared
+word (so k <= 14), and 30 to 60
 with ``ignore_determiner=True``. Requires k < min_i |C_i|.
 
 **Factor separation** (:func:`factor_separation`): for each factor (verb, determiner, colour, object)
@@ -218,6 +219,23 @@ def lexical_free_precision(A, B, k: int, instructions: Sequence[str] | None = No
     return LexicalFreeResult(precision=float(per.mean()), chance=float((k / nc).mean()), per_item=per,
                              n_candidates=nc, k=int(k), ignore_determiner=ignore_determiner,
                              conventions=LEXFREE_CONVENTIONS.format(ignored=ign))
+
+
+def tie_expected_precision(A, B, k: int, per_item: bool = False) -> float | np.ndarray:
+    """P@k over all items (no restriction) with ties at the k-th place resolved by expectation.
+
+    :func:`core.metrics.precision_at_k` breaks ties by the smaller item index. Discrete encodings
+    (bag-of-words, tfidf, factors) have many exact ties: for bag-of-words about 19 items share the 15th
+    similarity on average, so index tie-breaking moves P@15 by up to ~0.07. This value is the exact expectation
+    of P@k under uniformly random tie-breaking, independently in each space (equal to metrics' value when
+    neither space has ties at the k-th place). Note that a tied space compared with itself then scores below 1
+    (two independent tie-breaks), so a discrete baseline's ceiling is below 1 under this convention.
+    """
+    A, B = M.check_pair(A, B)
+    n = A.shape[0]
+    k = M.check_k(k, n)
+    per = _expected_overlap(_rounded_cos(A), _rounded_cos(B), ~np.eye(n, dtype=bool), k)
+    return per if per_item else float(per.mean())
 
 
 # ------------------------------------------------------------------------------------------ factors
@@ -456,7 +474,9 @@ def control_table(spaces: Mapping[str, Any], reference: str = "alm", k: int = 15
     ``control``: the control RDM for partial RSA: a space name (default ``bag-of-words``, computed exactly from
     ``instructions`` if absent from ``spaces``) or an (n, n) RDM.
 
-    Columns: p_at_k (core.metrics.precision_at_k, ties by index), p_at_k_sd, chance; lexfree_p (lexical-free
+    Columns: p_at_k (core.metrics.precision_at_k, ties by index), p_at_k_sd, p_at_k_ties_expected
+    (:func:`tie_expected_precision`; differs from p_at_k only for spaces with exact ties), chance;
+    lexfree_p (lexical-free
     P@lexfree_k), lexfree_chance; rsa; partial_rsa (controlling for the control RDM); rsa_with_control (RSA of
     the model with the control); cka; procrustes (disparity, lower = more aligned); n_pairs.
     """
@@ -478,6 +498,7 @@ def control_table(spaces: Mapping[str, Any], reference: str = "alm", k: int = 15
         C = np.asarray(control)
     rc = _std_ranks(_upper(_check_rdm(C, n)), "the control RDM")
     iu = np.triu_indices(n, k=1)
+    full = ~np.eye(n, dtype=bool)
 
     def ranks(s: _Space):
         return _std_ranks(s.D[iu], "a space")
@@ -487,7 +508,9 @@ def control_table(spaces: Mapping[str, Any], reference: str = "alm", k: int = 15
 
     def pair_stats(a: _Space, b: _Space) -> dict[str, float]:
         lf = _expected_overlap(a.S, b.S, mask, lexfree_k).mean()
-        return {"p_at_k": M.precision_at_k(a.X, b.X, k), "lexfree_p": float(lf), "rsa": float(a.r @ b.r),
+        return {"p_at_k": M.precision_at_k(a.X, b.X, k),
+                "p_at_k_ties_expected": float(_expected_overlap(a.S, b.S, full, k).mean()),
+                "lexfree_p": float(lf), "rsa": float(a.r @ b.r),
                 "partial_rsa": _partial_from_ranks(a.r, b.r, [rc])[0], "rsa_with_control": float(b.r @ rc),
                 "cka": M.cka(a.X, b.X), "procrustes": M.procrustes(a.X, b.X).disparity}
 
@@ -515,13 +538,15 @@ def control_table(spaces: Mapping[str, Any], reference: str = "alm", k: int = 15
     out = pd.DataFrame(rows)
     out.insert(2, "chance", M.chance_precision(n, k))
     out["lexfree_chance"] = float((lexfree_k / nc).mean())
-    cols = ["model", "n_pairs", "p_at_k", "p_at_k_sd", "chance", "lexfree_p", "lexfree_p_sd", "lexfree_chance",
+    cols = ["model", "n_pairs", "p_at_k", "p_at_k_sd", "p_at_k_ties_expected", "chance", "lexfree_p",
+            "lexfree_p_sd", "lexfree_chance",
             "rsa", "partial_rsa", "partial_rsa_sd", "rsa_with_control", "cka", "procrustes"]
     out = out[[c for c in cols if c in out.columns]]
     out.attrs["conventions"] = (
         f"reference = {reference}; k = {k}; lexical-free k = {lexfree_k}; control RDM = "
         f"{control if isinstance(control, str) else 'given'}; mean (and sample sd) over all (reference seed, "
-        f"model seed) pairs | P@k: {M.PRECISION_CONVENTIONS} | "
+        f"model seed) pairs | P@k: {M.PRECISION_CONVENTIONS} | p_at_k_ties_expected: same but ties at the k-th "
+        f"place resolved by expectation under random tie-breaking | "
         f"{LEXFREE_CONVENTIONS.format(ignored='may be shared' if ignore_determiner else 'count as shared words')}"
         f" | RSA: {M.RSA_CONVENTIONS} | {PARTIAL_RSA_CONVENTIONS} | CKA: {M.CKA_CONVENTIONS} | Procrustes: "
         f"{M.PROCRUSTES_CONVENTIONS}")
@@ -544,7 +569,8 @@ def load_spaces(names: Sequence[str] | None = None) -> tuple[dict[str, list[np.n
         except Exception as e:  # NotComputedError, corrupt file, ...
             notes.append(f"skipped {name}: {e}")
             continue
-        arrays = [np.asarray(X, dtype=np.float64) for _, X in sorted(seeds.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+        order = sorted(seeds, key=lambda s: -1 if s is None else s)
+        arrays = [np.asarray(seeds[s], dtype=np.float64) for s in order]
         if any(X.shape[0] != len(instruction_set()) for X in arrays):
             notes.append(f"skipped {name}: row count differs from the instruction set")
             continue
@@ -579,15 +605,19 @@ def _model_matrices(spaces: Mapping[str, list[np.ndarray]], k: int, lexfree_k: i
     S = {key: _rounded_cos(X) for key, X in flat.items()}
     R = {key: _std_ranks(np.round(M.rdm(X), _ROUND)[iu], str(key)) for key, X in flat.items()}
     rc = _std_ranks(_upper(control_rdm), "control")
+    full = ~np.eye(n, dtype=bool)
     names = list(spaces)
     out = {name: pd.DataFrame(np.nan, index=names, columns=names) for name in
-           (f"p@{k}", "rsa", "cka", "procrustes", f"lexfree_p@{lexfree_k}", "partial_rsa_bow")}
+           (f"p@{k}", f"p@{k}_ties_expected", "rsa", "cka", "procrustes", f"lexfree_p@{lexfree_k}",
+            "partial_rsa_bow")}
     acc: dict[tuple[str, str], dict[str, list[float]]] = {}
     for a in range(len(keys)):
         for b in range(a + 1, len(keys)):
             ka, kb = keys[a], keys[b]
             sa, sb = f"{ka[0]}#{ka[1]}", f"{kb[0]}#{kb[1]}"
-            vals = {f"p@{k}": pm.precision[k].loc[sa, sb], "rsa": pm.rsa.loc[sa, sb], "cka": pm.cka.loc[sa, sb],
+            vals = {f"p@{k}": pm.precision[k].loc[sa, sb],
+                    f"p@{k}_ties_expected": float(_expected_overlap(S[ka], S[kb], full, k).mean()),
+                    "rsa": pm.rsa.loc[sa, sb], "cka": pm.cka.loc[sa, sb],
                     "procrustes": pm.procrustes.loc[sa, sb],
                     f"lexfree_p@{lexfree_k}": float(_expected_overlap(S[ka], S[kb], mask, lexfree_k).mean()),
                     "partial_rsa_bow": _partial_from_ranks(R[ka], R[kb], [rc])[0]}
@@ -653,12 +683,17 @@ def cli(argv: Sequence[str] | None = None) -> int:
         _write_csv(path, t, prov + ["conventions: " + t.attrs["conventions"]])
         summary["files"][path.name] = t.attrs["conventions"]
         print(f"\n== {ref} vs every other space ({path})")
-        print(t[["model", "p_at_k", "lexfree_p", "rsa", "partial_rsa", "cka", "procrustes"]].round(3)
+        print(t[["model", "p_at_k", "p_at_k_ties_expected", "lexfree_p", "rsa", "partial_rsa", "cka",
+                 "procrustes"]].round(3)
               .to_string(index=False))
 
     if not a.no_matrices:
         mats = _model_matrices(spaces, a.k, a.lexfree_k, control, mask)
-        conv = {f"p@{a.k}": M.PRECISION_CONVENTIONS, "rsa": M.RSA_CONVENTIONS, "cka": M.CKA_CONVENTIONS,
+        conv = {f"p@{a.k}": M.PRECISION_CONVENTIONS,
+                f"p@{a.k}_ties_expected": M.PRECISION_CONVENTIONS.replace(
+                    "ties broken by smaller item index", "ties at the k-th place resolved by expectation under "
+                    "uniformly random tie-breaking (core.controls.tie_expected_precision)"),
+                "rsa": M.RSA_CONVENTIONS, "cka": M.CKA_CONVENTIONS,
                 "procrustes": M.PROCRUSTES_CONVENTIONS,
                 f"lexfree_p@{a.lexfree_k}": LEXFREE_CONVENTIONS.format(ignored="count as shared words"),
                 "partial_rsa_bow": PARTIAL_RSA_CONVENTIONS + "; control = bag-of-words RDM"}

@@ -240,3 +240,13 @@ def test_cli_writes_tables_with_convention_headers(tmp_assets):
     assert {"bag-of-words", "factors", "random"} <= set(m.columns) and np.isnan(m.loc["factors", "factors"])
     tvu = pd.read_csv(out / "trained_vs_untrained.csv", comment="#")
     assert set(tvu.metric) == set(controls.METRICS) and "bag-of-words" in set(tvu.reference)
+
+
+def test_tie_expected_precision():
+    A, B = rng(15).standard_normal((N, 8)), rng(16).standard_normal((N, 8))
+    assert np.isclose(controls.tie_expected_precision(A, B, 15), metrics.precision_at_k(A, B, 15))
+    bow, fac = baselines.bag_of_words(), baselines.factors()
+    te = controls.tie_expected_precision(bow, fac, 15)
+    assert abs(te - metrics.precision_at_k(bow, fac, 15)) > 0.02  # index tie-breaking matters here
+    assert controls.tie_expected_precision(bow, bow, 15) < 1.0  # two independent tie-breaks of a tied space
+    assert np.isclose(controls.tie_expected_precision(A, A, 15), 1.0)
