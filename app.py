@@ -1,0 +1,44 @@
+"""ALVA dashboard entrypoint: ``streamlit run app.py`` (from the repository root).
+
+Declares the pages (st.navigation over ``pages/``), the page config, and the cross-page state (selected
+instruction, models, k, agent seed) kept in session state and mirrored in the URL query parameters, so every
+view is a shareable deep link. Pages are thin: they call :mod:`core` through the cached loaders of :mod:`ui`.
+"""
+import streamlit as st
+
+st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Action", page_icon="🧭",
+                   layout="wide", initial_sidebar_state="expanded")
+
+from ui import data, state  # noqa: E402  (after set_page_config)
+
+tok = data.token()
+ctx = data.context(tok)
+state.init(ctx)
+state.apply_query(ctx)
+
+PAGES = {
+    "overview": st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),
+    "agent": st.Page("pages/agent.py", title="Agent", icon="🤖", url_path="agent"),
+    "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon="🔎", url_path="neighbours"),
+    "precision": st.Page("pages/precision.py", title="P@k", icon="📈", url_path="precision"),
+    "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon="🗺️", url_path="procrustes"),
+}
+#: the page-specific query parameters each page puts in its deep link (besides instruction/models/k/seed)
+PAGE_KEYS = {"overview": [], "agent": ["env", "view", "step"], "neighbours": [], "precision": [],
+             "procrustes": ["ref", "colour_by"]}
+
+pg = st.navigation(list(PAGES.values()))
+for msg in state.pop_warnings():
+    st.warning(msg, icon="⚠️")
+
+with st.sidebar:
+    st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
+    st.markdown(f"**Instruction:** {st.session_state['instruction']}  \n"
+                f"**k:** {st.session_state['k']} · **agent seed:** {st.session_state['seed']}  \n"
+                f"**Models:** {', '.join(st.session_state['models']) or '—'}")
+    st.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "
+               "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
+
+pg.run()
+name = next((k for k, p in PAGES.items() if p.url_path == pg.url_path), "overview")
+state.write_query(PAGE_KEYS.get(name, []))

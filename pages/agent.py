@@ -1,0 +1,168 @@
+"""Agent: watch a shipped agent act on an instruction, step by step, with its action probabilities and its
+language-to-vision attention over the 7x7 view."""
+import io
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.env import ACTION_NAMES, episode_seed
+from ui import data, state
+from ui.widgets import instruction_picker, setup
+
+tok, ctx = setup()
+st.title("Agent")
+
+ckpts = data.checkpoints()
+alm_seeds = ctx["checkpoint_seeds"]
+if not alm_seeds:
+    st.info("No agent checkpoint is shipped in `assets/agents/` yet, so there is nothing to play. Train and ship "
+            "the agents with:")
+    st.code("python -m core train --variant alm --seeds 0 1 2 3 4", language="bash")
+    st.stop()
+if st.session_state["seed"] not in alm_seeds:
+    st.session_state["seed"] = alm_seeds[0]
+
+c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+with c1:
+    instr = instruction_picker()
+with c2:
+    st.selectbox("Agent seed", alm_seeds, format_func=lambda s: f"alm-s{s}", **state.bind("w_seed_a", "seed"))
+with c3:
+    st.number_input("Environment seed", 0, 99_999, step=1, **state.bind("w_env", "env"),
+                    help="Episode index in the 'show' split: a room layout never used for training or evaluation.")
+with c4:
+    st.segmented_control("View", state.VIEWS, format_func=lambda v: {"room": "Whole room", "agent": "Agent's 7×7 view"}[v],
+                         **state.bind("w_view", "view"))
+    if st.session_state["view"] not in state.VIEWS:
+        state.select("view", "room")
+
+agent_name = f"alm-s{st.session_state['seed']}"
+env_index = int(st.session_state["env"])
+env_seed = episode_seed("show", 0, env_index)
+with st.spinner(f"Running {agent_name} on “{instr}” (environment seed {env_seed}); cached afterwards…"):
+    try:
+        ep = data.episode(tok, agent_name, instr, env_seed)
+    except Exception as e:  # a missing/corrupt checkpoint or an unfinished rollout module
+        st.error(f"Could not run {agent_name}: {type(e).__name__}: {e}")
+        st.stop()
+
+frames = ep["room"] if st.session_state["view"] == "room" else (ep["pov"] or ep["room"])
+T = len(ep["actions"])
+n_frames = max(1, len(frames))
+last = n_frames - 1
+if not 0 <= st.session_state["step"] <= last:
+    state.select("step", min(max(0, int(st.session_state["step"])), last))
+st.session_state.setdefault("playing", False)
+
+m1, m2, m3 = st.columns(3)
+m1.metric("Outcome", "success ✅" if ep["success"] else "failure ❌")
+m2.metric("Episode length", f"{ep['length']} steps")
+m3.metric("Environment seed", env_seed, help=f"core.env.episode_seed('show', 0, {env_index})")
+
+st.toggle("▶ Play", **state.bind("w_playing", "playing"),
+          help="Plays about two steps a second; pause to step or scrub.")
+playing = bool(st.session_state["playing"])
+
+
+def _step(delta=None, to=None):
+    s = st.session_state["step"] if to is None else to
+    if delta is not None:
+        s += delta
+    st.session_state["step"] = int(min(max(0, s), last))
+
+
+def attention_figure(t: int):
+    att = ep["attention"]
+    if att is None or t >= len(att):
+        return None
+    pov = ep["pov"][t] if ep["pov"] and t < len(ep["pov"]) else None
+    A = np.asarray(att[t])
+    fig = go.Figure()
+    if pov is not None:
+        h = pov.shape[0] / A.shape[0]
+        fig.add_trace(go.Image(z=pov, hoverinfo="skip"))
+        fig.add_trace(go.Heatmap(z=A, x0=h / 2, dx=h, y0=h / 2, dy=h, opacity=0.55, colorscale="Inferno",
+                                 zmin=0, zmax=float(A.max()) or 1.0, colorbar=dict(title="weight", thickness=10),
+                                 hovertemplate="row %{y:.0f}, col %{x:.0f}: %{z:.3f}<extra></extra>"))
+    else:
+        fig.add_trace(go.Heatmap(z=A, colorscale="Inferno"))
+        fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(showticklabels=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, scaleanchor="x")
+    fig.update_layout(height=330, margin=dict(l=0, r=0, t=0, b=0))
+    return fig
+
+
+def probs_figure(t: int):
+    if t >= len(ep["probs"]):
+        return None
+    p = ep["probs"][t]
+    taken = ep["actions"][t] if t < T else None
+    names = list(ACTION_NAMES)[: len(p)]
+    fig = go.Figure(go.Bar(x=names, y=p, marker_color=["#d62728" if n == taken else "#1f77b4" for n in names],
+                           text=[f"{v:.2f}" for v in p], textposition="outside",
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_range=[0, 1.1],
+                      yaxis_title="probability")
+    return fig
+
+
+@st.fragment(run_every=0.5 if playing else None)
+def player():
+    if playing:
+        if st.session_state["step"] >= last:
+            state.select("playing", False)
+            st.rerun()
+        _step(+1)
+    b = st.columns([1, 1, 1, 1, 6])
+    b[0].button("⏮", key="a_first", on_click=_step, kwargs={"to": 0}, disabled=playing, help="first step")
+    b[1].button("◀", key="a_back", on_click=_step, args=(-1,), disabled=playing, help="one step back")
+    b[2].button("▶", key="a_next", on_click=_step, args=(+1,), disabled=playing, help="one step forward")
+    b[3].button("⏭", key="a_last", on_click=_step, kwargs={"to": last}, disabled=playing, help="last step")
+    if last > 0:
+        b[4].slider("Step", 0, last, disabled=playing, **state.bind("w_step", "step"))
+    t = int(st.session_state["step"])
+    left, mid, right = st.columns([4, 3, 3])
+    with left:
+        cap = f"step {t} of {T}"
+        if t < T:
+            cap += f" · next action: **{ep['actions'][t]}**"
+        else:
+            cap += " · episode over: " + ("success" if ep["success"] else "failure")
+        st.markdown(cap)
+        if frames:
+            st.image(frames[min(t, len(frames) - 1)], width="stretch")
+    with mid:
+        st.markdown("**Action probabilities** (red = the action taken)")
+        f = probs_figure(t)
+        if f is not None:
+            st.plotly_chart(f, key="a_probs")
+        else:
+            st.caption("No decision at the final frame.")
+    with right:
+        st.markdown("**Attention: language → vision** (last cross-attention block, mean over heads and words)")
+        f = attention_figure(t)
+        if f is not None:
+            st.plotly_chart(f, key="a_att")
+        else:
+            st.caption("No attention at this step.")
+
+
+player()
+
+
+def make_gif() -> bytes:
+    from PIL import Image
+
+    imgs = [Image.fromarray(np.asarray(f, dtype=np.uint8)) for f in frames]
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=300, loop=0)
+    return buf.getvalue()
+
+
+if frames:
+    st.download_button("Export this episode as a GIF", make_gif, file_name=f"alva_{agent_name}_{instr.replace(' ', '_')}"
+                       f"_env{env_index}_{st.session_state['view']}.gif", mime="image/gif", on_click="ignore")
+st.caption(f"Agent `{agent_name}` (assets/agents/{agent_name}.pt) acting greedily on “{instr}”. The attention map is "
+           "drawn over the agent's egocentric 7×7 view (the agent is at the bottom centre, looking up).")

@@ -1,0 +1,221 @@
+"""Cached loaders: every page reads data through these (never from disk on every rerun).
+
+* large read-only arrays (embeddings, layouts, pair statistics, episodes): ``st.cache_resource`` -- one shared
+  object per server, never mutated by a page;
+* small frames (tables): ``st.cache_data``.
+
+Every loader takes ``token``, a fingerprint of the asset/cache files (names + sizes + mtimes), so results are
+recomputed when assets change on disk (e.g. a newly shipped model) without restarting the server.
+The work is done in :mod:`core`; its diskcache store is shared with the command line.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import metrics, report, store
+
+
+def _scan(d: Path, pattern: str) -> list[str]:
+    try:
+        return [f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in sorted(os.scandir(d), key=lambda e: e.name)
+                if e.is_file() and Path(e.name).match(pattern)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def token() -> str:
+    """Fingerprint of the files the dashboard reads (cheap: a few directory scans)."""
+    from core.embedders.files import search_dirs
+
+    parts: list[str] = []
+    for d in search_dirs():
+        parts += _scan(d, "*.json")
+    parts += _scan(report.report_dir(), "index.json")
+    parts += _scan(store.assets_dir() / "agents", "*.json")
+    parts += _scan(store.assets_dir() / "agents", "*.pt")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------ tables
+@st.cache_data(max_entries=8, show_spinner=False)
+def inventory(tok: str) -> pd.DataFrame:
+    return report.inventory()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def agent_success(tok: str) -> pd.DataFrame:
+    return report.agent_success()
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing P@15 with bootstrap CIs and permutation nulls…")
+def headline(tok: str, reference: str, ref_seed: int | None, k: int) -> pd.DataFrame:
+    return report.headline_table(reference, ref_seed, k)
+
+
+def context(tok: str) -> dict[str, Any]:
+    """Asset-dependent choices and defaults for the cross-page state."""
+    return _context(tok)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _context(tok: str) -> dict[str, Any]:
+    inv = report.inventory()
+    present = inv[inv["present"]]
+    known = list(inv["name"])
+    agent_seeds = [s for s in report.seeds_of(report.REFERENCE) if s is not None]
+    ckpt = sorted(int(p.stem.rsplit("-s", 1)[1]) for p in (store.assets_dir() / "agents").glob(f"{report.REFERENCE}-s*.pt")
+                  if p.stem.rsplit("-s", 1)[1].isdigit())
+    seeds = sorted(set(agent_seeds) | set(ckpt)) or [0]
+    models = [n for n, k in zip(present["name"], present["kind"]) if k == report.KIND_MODEL]
+    if not models:
+        models = [n for n, k in zip(present["name"], present["kind"]) if k == report.KIND_BASELINE]
+    default_models = ([report.REFERENCE] if report.REFERENCE in known else []) + \
+        [m for m in models if m != report.REFERENCE]
+    return {"known_models": known, "present": list(present["name"]), "seeds": seeds, "checkpoint_seeds": ckpt,
+            "default_seed": seeds[0], "default_models": default_models,
+            "default_ref": report.REFERENCE if report.REFERENCE in list(present["name"]) else
+            (list(present["name"]) or [report.REFERENCE])[0],
+            "kinds": dict(zip(inv["name"], inv["kind"])), "families": dict(zip(inv["name"], inv["family"])),
+            "commands": dict(zip(inv["name"], inv["compute_command"])),
+            "install": dict(zip(inv["name"], inv["install"])),
+            "seeded": {n: bool(s) for n, s in zip(inv["name"], inv["seeds"])}}
+
+
+# ------------------------------------------------------------------------------------------ spaces
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _space(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, dict]:
+    E, man = report.load_space(name, seed)
+    E.setflags(write=False)
+    return E, man
+
+
+def space_seed(ctx: dict[str, Any], name: str, agent_seed: int) -> int | None:
+    """The seed file used for ``name``: the agent seed for seeded entries that have it, else the first present."""
+    return report.default_seed(name, agent_seed) if ctx["seeded"].get(name) else None
+
+
+def space(tok: str, ctx: dict[str, Any], name: str, agent_seed: int) -> tuple[np.ndarray, dict, int | None]:
+    """(array, manifest, seed used). Raises NotComputedError / UnknownModelError (not cached)."""
+    s = space_seed(ctx, name, agent_seed)
+    E, man = _space(tok, name, s)
+    return E, man, s
+
+
+def label(name: str, seed: int | None) -> str:
+    return report.stem(name, seed)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def neighbours(tok: str, name: str, seed: int | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    idx, sim = metrics.neighbours(_space(tok, name, seed)[0], k, return_similarity=True)
+    idx.setflags(write=False)
+    sim.setflags(write=False)
+    return idx, sim
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def per_item(tok: str, a: str, sa: int | None, b: str, sb: int | None, k: int) -> np.ndarray:
+    v = metrics.per_item_precision(_space(tok, a, sa)[0], _space(tok, b, sb)[0], k)
+    v.setflags(write=False)
+    return v
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def curve(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> np.ndarray:
+    v = metrics.precision_curve(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
+    v.setflags(write=False)
+    return v
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def pair_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict[str, Any]:
+    """Curve + bootstrap CI + permutation null (shipped, or computed once and kept in the diskcache)."""
+    return report.pair_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
+
+
+def pair_stats_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
+    A, B = _space(tok, a, sa)[0], _space(tok, b, sb)[0]
+    params = report.pair_params(A, B)
+    return report.is_shipped("report.pair", params) or store.key("report.pair", params) in store.cache()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def precision_matrix(tok: str, spaces: tuple[tuple[str, int | None], ...], k: int) -> pd.DataFrame:
+    return metrics.precision_matrix({label(n, s): _space(tok, n, s)[0] for n, s in spaces}, k)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def procrustes_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict[str, Any]:
+    return report.procrustes_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def layout(tok: str, name: str, seed: int | None) -> np.ndarray:
+    xy = np.array(report.layout(_space(tok, name, seed)[0]), dtype=np.float64)
+    xy.setflags(write=False)
+    return xy
+
+
+def layout_ready(tok: str, name: str, seed: int | None) -> bool:
+    return report.layout_is_ready(_space(tok, name, seed)[0])
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def metadata() -> pd.DataFrame:
+    from core.instructions import metadata as md
+
+    return md()
+
+
+# ------------------------------------------------------------------------------------------ agent episodes
+def checkpoints() -> list[str]:
+    """Shipped agent checkpoints (stems of assets/agents/*.pt)."""
+    return sorted(p.stem for p in (store.assets_dir() / "agents").glob("*.pt"))
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def _agent(tok: str, name: str):
+    from core.agent import load_agent  # torch is imported here, on first use, never at page import
+
+    return load_agent(name)
+
+
+def _field(obj: Any, *names: str, default: Any = None) -> Any:
+    for n in names:
+        if isinstance(obj, dict) and n in obj:
+            return obj[n]
+        if hasattr(obj, n):
+            return getattr(obj, n)
+    return default
+
+
+@st.cache_resource(max_entries=6, show_spinner=False)
+def episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
+    """One rollout of a shipped agent, normalised for display (frames t = 0..T, per-step decisions t < T)."""
+    from core import rollout as R
+
+    ep = R.rollout(_agent(tok, agent_name), instruction, int(env_seed))
+    room = [np.asarray(f) for f in _field(ep, "frames_full", "frames_room", "full_frames", "frames", default=[])]
+    pov = [np.asarray(f) for f in _field(ep, "frames_pov", "frames_agent", "pov_frames", default=[])]
+    probs = np.asarray(_field(ep, "action_probs", "probs", "action_probabilities", default=np.zeros((0, 7))), dtype=float)
+    actions = [str(a) for a in _field(ep, "actions", "action_names", default=[])]
+    att = _field(ep, "attention", "attentions", "attention_weights", default=None)
+    att = None if att is None else np.asarray(att, dtype=float)
+    if att is not None and att.ndim > 3:  # (T, ..., 7, 7): average heads / tokens
+        att = att.reshape(att.shape[0], -1, att.shape[-2], att.shape[-1]).mean(axis=1)
+    for arr in (probs, att):
+        if arr is not None:
+            arr.setflags(write=False)
+    return {"room": room, "pov": pov, "probs": probs, "actions": actions, "attention": att,
+            "success": bool(_field(ep, "success", default=False)),
+            "length": int(_field(ep, "length", "n_steps", default=len(actions))),
+            "env_seed": int(env_seed), "agent": agent_name, "instruction": instruction,
+            "extra": {k: v for k, v in (vars(ep) if hasattr(ep, "__dict__") else {}).items()
+                      if isinstance(v, (int, float, str, bool))}}

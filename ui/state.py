@@ -1,0 +1,186 @@
+"""Cross-page state: one canonical session-state key per value, mirrored in the URL query parameters.
+
+* ``apply_query()`` (called by app.py before the page runs) reads the URL: on the session's first run, and
+  whenever the URL differs from what the app last wrote (a deep link, or a ``st.page_link`` with
+  ``query_params``), each parameter present is validated and copied into session state. Invalid values
+  (unknown instruction, k out of range, unknown model, ...) are dropped with a clear message and the
+  current/default value is kept.
+* ``write_query()`` (called by app.py after the page ran) writes the canonical values back, so the address
+  bar is always a shareable deep link of what is on screen.
+* Widgets never own the state: each widget has its own key, is pre-set from the canonical value, and copies
+  its value back in an ``on_change`` callback (``bind``). Hence a value survives page switches even though
+  Streamlit deletes the state of widgets that are not rendered.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import streamlit as st
+
+from core.instructions import InstructionError, index_of, instruction_set
+
+INSTRUCTIONS = instruction_set()
+N = len(INSTRUCTIONS)
+DEFAULT_INSTRUCTION = INSTRUCTIONS[0]
+DEFAULT_K = 15
+FACTORS = ("verb", "colour", "object", "determiner")
+VIEWS = ("room", "agent")
+
+#: canonical key -> query parameter name
+GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
+PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step"}
+ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
+_LAST = "_qp_last"
+_WARN = "_qp_warnings"
+
+
+def md_escape(text: Any, limit: int = 80) -> str:
+    """A user-provided string, shortened and escaped so it renders literally inside markdown."""
+    s = str(text)
+    s = s if len(s) <= limit else s[:limit] + "…"
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", s)
+
+
+def warn(msg: str) -> None:
+    st.session_state.setdefault(_WARN, []).append(msg)
+
+
+def pop_warnings() -> list[str]:
+    return st.session_state.pop(_WARN, [])
+
+
+# ------------------------------------------------------------------------------------------ validators
+def parse_instruction(value: str) -> str:
+    return INSTRUCTIONS[index_of(value)]
+
+
+def parse_k(value: str) -> int:
+    try:
+        k = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"k must be a whole number between 1 and {N - 1}") from None
+    if not 1 <= k <= N - 1:
+        raise ValueError(f"k = {k} is out of range: with {N} instructions each has {N - 1} neighbours, "
+                         f"so 1 <= k <= {N - 1}")
+    return k
+
+
+def parse_int(value: str, lo: int, hi: int, what: str) -> int:
+    try:
+        x = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number between {lo} and {hi}") from None
+    if not lo <= x <= hi:
+        raise ValueError(f"{what} = {x} is out of range {lo}..{hi}")
+    return x
+
+
+def parse_models(value: str, known: list[str]) -> tuple[list[str], list[str]]:
+    """(valid names in order, unknown names) from a comma-separated list."""
+    names = [v.strip() for v in str(value).split(",") if v.strip()]
+    good = list(dict.fromkeys(n for n in names if n in known))
+    return good, [n for n in names if n not in known]
+
+
+# ------------------------------------------------------------------------------------------ state
+def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
+    return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
+            "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
+            "colour_by": "verb", "step": 0}
+
+
+def init(ctx: dict[str, Any]) -> None:
+    """Fill missing canonical keys with defaults. ``ctx`` carries the asset-dependent defaults/choices."""
+    for k, v in defaults(ctx).items():
+        st.session_state.setdefault(k, v)
+    # a seed no longer present (assets changed) falls back
+    if st.session_state["seed"] not in ctx["seeds"] and ctx["seeds"]:
+        st.session_state["seed"] = ctx["default_seed"]
+
+
+def apply_query(ctx: dict[str, Any]) -> None:
+    """Copy valid URL parameters into session state (first run, or when the URL changed from outside)."""
+    qp = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    last = st.session_state.get(_LAST)
+    if last is not None and qp == last:
+        return
+    changed = {k: v for k, v in qp.items() if last is None or last.get(k) != v}
+    ss = st.session_state
+    for key, param in ALL_PARAMS.items():
+        if param not in changed or changed[param] is None:
+            continue
+        raw = changed[param]
+        try:
+            if key == "instruction":
+                ss["instruction"] = parse_instruction(raw)
+            elif key == "k":
+                ss["k"] = parse_k(raw)
+            elif key == "models":
+                good, bad = parse_models(raw, ctx["known_models"])
+                if bad:
+                    warn(f"Unknown model{'s' if len(bad) > 1 else ''} in the link ignored: "
+                         f"{', '.join(md_escape(b) for b in bad)}. Known models are listed on the Overview page.")
+                if good:
+                    ss["models"] = good
+                elif not bad:
+                    raise ValueError("no model given")
+            elif key == "seed":
+                s = parse_int(raw, 0, 99, "agent seed")
+                if s not in ctx["seeds"]:
+                    raise ValueError(f"agent seed {s} is not shipped (seeds present: "
+                                     f"{', '.join(map(str, ctx['seeds'])) or 'none'})")
+                ss["seed"] = s
+            elif key == "env":
+                ss["env"] = parse_int(raw, 0, 99_999, "environment seed")
+            elif key == "step":
+                ss["step"] = parse_int(raw, 0, 10_000, "step")
+            elif key == "view":
+                if raw not in VIEWS:
+                    raise ValueError(f"view must be one of {', '.join(VIEWS)}")
+                ss["view"] = raw
+            elif key == "colour_by":
+                if raw not in FACTORS:
+                    raise ValueError(f"colour_by must be one of {', '.join(FACTORS)}")
+                ss["colour_by"] = raw
+            elif key == "ref":
+                if raw not in ctx["known_models"]:
+                    raise ValueError(f"unknown reference model; known models are listed on the Overview page")
+                ss["ref"] = raw
+        except (ValueError, InstructionError) as e:
+            shown = md_escape(ss.get(key))
+            warn(f"Ignored `{param}={md_escape(raw)}` from the link: {md_escape(str(e), 300)}. "
+                 f"Showing {param} = {shown} instead.")
+    ss[_LAST] = qp
+
+
+def write_query(keys: list[str] | None = None) -> None:
+    """Write canonical values to the URL (global keys plus the page's own ``keys``)."""
+    ss = st.session_state
+    want: dict[str, str] = {}
+    for key in [*GLOBAL_PARAMS, *(keys or [])]:
+        if key not in ss:
+            continue
+        v = ss[key]
+        want[ALL_PARAMS[key]] = ",".join(v) if isinstance(v, (list, tuple)) else str(v)
+    current = {k: st.query_params.get(k) for k in st.query_params.keys()}
+    if current != want:
+        st.query_params.from_dict(want)
+    ss[_LAST] = want
+
+
+# ------------------------------------------------------------------------------------------ widgets
+def _copy(widget_key: str, key: str, after: Callable[[], None] | None = None) -> None:
+    st.session_state[key] = st.session_state[widget_key]
+    if after is not None:
+        after()
+
+
+def bind(widget_key: str, key: str, after: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Pre-set a widget from the canonical value; returns the kwargs that copy it back on change."""
+    st.session_state[widget_key] = st.session_state[key]
+    return {"key": widget_key, "on_change": _copy, "args": (widget_key, key, after)}
+
+
+def select(key: str, value: Any) -> None:
+    st.session_state[key] = value

@@ -1,0 +1,70 @@
+"""Widgets shared by several pages (all bound to the cross-page state in :mod:`ui.state`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core import report
+from ui import data, state
+from ui.state import INSTRUCTIONS, N
+
+KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_BASELINE: "dash"}
+
+
+def setup() -> tuple[str, dict[str, Any]]:
+    tok = data.token()
+    return tok, data.context(tok)
+
+
+def model_label(ctx: dict[str, Any], name: str) -> str:
+    fam = ctx["families"].get(name, "")
+    tag = "" if name in ctx["present"] else " — not computed"
+    kind = ctx["kinds"].get(name)
+    ref = " (reference row)" if kind == report.KIND_BASELINE else ""
+    return f"{name} · {fam}{ref}{tag}"
+
+
+def instruction_picker(label: str = "Instruction", where=st, key: str = "w_instruction") -> str:
+    where.selectbox(label, INSTRUCTIONS, help="Type to search the 108 instructions.",
+                    **state.bind(key, "instruction"))
+    return st.session_state["instruction"]
+
+
+def models_picker(ctx: dict[str, Any], label: str = "Models", where=st, key: str = "w_models") -> list[str]:
+    options = ctx["known_models"]
+    st.session_state["models"] = [m for m in st.session_state["models"] if m in options]
+    where.multiselect(label, options, format_func=lambda n: model_label(ctx, n),
+                      help="Models without embeddings are listed too: picking one shows the command that "
+                           "computes them.", **state.bind(key, "models"))
+    return st.session_state["models"]
+
+
+def k_slider(label: str = "k (neighbours)", where=st, key: str = "w_k") -> int:
+    where.slider(label, 1, N - 1, help=f"Number of nearest neighbours (cosine similarity, the instruction "
+                                       f"itself excluded); 1 ≤ k ≤ {N - 1}.", **state.bind(key, "k"))
+    return int(st.session_state["k"])
+
+
+def seed_picker(ctx: dict[str, Any], label: str = "Agent seed", where=st, key: str = "w_seed",
+                seeds: list[int] | None = None) -> int:
+    seeds = seeds or ctx["seeds"]
+    if st.session_state["seed"] not in seeds:
+        st.session_state["seed"] = seeds[0]
+    where.selectbox(label, seeds, format_func=lambda s: f"{report.REFERENCE}-s{s}",
+                    help="Which training seed of the agent.", **state.bind(key, "seed"))
+    return int(st.session_state["seed"])
+
+
+def not_computed(ctx: dict[str, Any], name: str, error: Exception | None = None, where=st) -> None:
+    """The guidance shown for a model without embeddings: the exact command that computes them."""
+    cmd = ctx["commands"].get(name) or f"python -m core embed --model {name} --ship"
+    install = ctx["install"].get(name) or ""
+    box = where.container(border=True)
+    box.markdown(f"**{state.md_escape(name)}** — not computed: no embeddings are shipped or cached here.")
+    box.caption("Compute (and ship) them with:")
+    box.code(cmd, language="bash")
+    if install:
+        box.caption(f"Needs: {install}")
+    if error is not None and str(error) and "not computed" not in str(error):
+        box.caption(str(error))
