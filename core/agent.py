@@ -1,0 +1,457 @@
+"""The action-language model (ALM): an instruction-following agent whose language embedding E_L is shaped
+only by behavioural cloning on BabyAI actions (Milano & Nolfi, arXiv 2601.22948).
+
+Architecture (read top to bottom, :class:`ALM`):
+
+1. **Language encoder.** Each instruction is tokenised into words of the closed vocabulary
+   (``DEFAULT_GRAMMAR.vocabulary``, 17 words, id 0 = padding) and padded to the longest instruction (5).
+   Word embeddings (``d_model`` = 128) are initialised by ``word_init``:
+   ``identity`` (default, the paper's): word ``i`` starts as the one-hot vector ``e_i``, so every word is
+   equidistant from every other and no prior similarity exists; ``identical``: every word starts as the same
+   vector ``e_0``; ``random``: N(0, 1/d) rows (norm ~1, like the one-hot rows). All are trainable.
+   Learned positional embeddings are added, then a pre-norm transformer encoder (2 layers, 4 heads) and a final
+   LayerNorm give one state per token. **E_L = masked mean over the instruction's (non-padding) tokens of the
+   language-encoder output** (128-d). E_L depends on the instruction only (:func:`instruction_embeddings`).
+2. **Vision encoder** (``vision``), output = 49 visual tokens on the agent's 7x7 egocentric view:
+   ``symbolic`` (ships): each cell's (object, colour, state) is embedded (sum of three embeddings) plus a 2-D
+   position embedding; ``resnet-hybrid`` (the paper's): the view rendered to RGB (32 px per cell, 224x224), the
+   stem and first 2 stages of a ResNet-18 (ImageNet weights) followed by 2 untrained ResNet-18 stages -> a
+   7x7x512 map projected to 128. A context embedding (the agent's direction and its **previous action**,
+   a cheap memory that breaks the loops of a memoryless policy) is added to every visual token, then a
+   per-token residual MLP.
+3. **Cross-modal integration.** ``n_xattn`` blocks in which the **language tokens are the queries** and the
+   visual tokens the keys/values (pre-norm multi-head cross-attention + feed-forward, residual). The attention
+   weights of the last block are returned by ``forward(..., return_attention=True)`` as
+   (B, n_heads, n_tokens, 7, 7) in display orientation [row, col] (row 6, col 3 = the agent's own cell, the
+   agent looks "up"), like :func:`core.env.frame_pov`; they sum to 1 over the 49 visual tokens.
+4. **Head.** The masked mean of the cross-attended language tokens, concatenated with E_L and the context
+   embedding, goes through a residual MLP to logits over the 7 BabyAI actions
+   (left, right, forward, pickup, drop, toggle, done). ``done`` is masked (logit -inf) unless the agent was
+   trained in done mode; every other action is left to the data.
+
+Observations are given as minigrid gives them: ``images`` uint8 (B, 7, 7, 3) indexed [x, y], ``directions``
+(B,), ``prev_actions`` (B,) with :data:`START_ACTION` (7) at an episode's first step.
+
+Checkpoints (``*.pt``) are a dict {"format", "version", "agent_config", "state_dict", "manifest"}; names resolve
+to ``assets/agents/<name>.pt`` with the manifest next to it as ``<name>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import store
+from .env import ACTION_NAMES
+from .instructions import DEFAULT_GRAMMAR, instruction_set, instruction_set_hash
+
+CHECKPOINT_FORMAT = "alva-agent"
+CHECKPOINT_VERSION = 1
+DEFAULT_AGENT = "alm-s0"
+START_ACTION = len(ACTION_NAMES)  # "previous action" token at an episode's first step (7)
+DONE = ACTION_NAMES.index("done")
+N_OBJECTS, N_COLOURS, N_STATES = 11, 6, 3  # minigrid OBJECT_IDX / COLOR_IDX / STATE ranges
+VIEW = 7
+WORD_INITS = ("identity", "identical", "random")
+VISIONS = ("symbolic", "resnet-hybrid")
+POOLING = "masked mean over instruction tokens of the language encoder output (after its final LayerNorm)"
+LAYER = "language encoder output (2-layer pre-norm transformer + final LayerNorm), before cross-attention"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not match this code / instruction set."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything that defines the network (stored in every checkpoint)."""
+
+    vision: str = "symbolic"  # "symbolic" | "resnet-hybrid"
+    word_init: str = "identity"  # "identity" | "identical" | "random"
+    done_action: bool = False  # trained for the done-action env (otherwise `done` is masked)
+    d_model: int = 128
+    n_heads: int = 4
+    lang_layers: int = 2
+    lang_ff: int = 512
+    n_xattn: int = 2
+    head_hidden: int = 256
+    resnet_weights: str = "imagenet"  # resnet-hybrid only: "imagenet" | "random" | path to a .pth state dict
+    rgb_tile: int = 32  # resnet-hybrid only: pixels per cell (7 x 32 = 224)
+    vocabulary: tuple[str, ...] = DEFAULT_GRAMMAR.vocabulary
+    instructions: tuple[str, ...] = field(default_factory=lambda: tuple(instruction_set()))
+
+    def __post_init__(self) -> None:
+        if self.vision not in VISIONS:
+            raise ValueError(f"vision must be one of {VISIONS}, got {self.vision!r}")
+        if self.word_init not in WORD_INITS:
+            raise ValueError(f"word_init must be one of {WORD_INITS}, got {self.word_init!r}")
+        if len(self.vocabulary) + 1 > self.d_model and self.word_init == "identity":
+            raise ValueError("identity word init needs d_model >= vocabulary size + 1")
+        object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
+        object.__setattr__(self, "instructions", tuple(self.instructions))
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["vocabulary"], d["instructions"] = list(self.vocabulary), list(self.instructions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AgentConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise CheckpointError(f"checkpoint agent_config has unknown keys {sorted(unknown)} "
+                                  "(saved by a different version of core/agent.py?)")
+        return cls(**d)
+
+
+def tokenize(instructions: Sequence[str], vocabulary: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word ids (n, L) with 0 = padding (word i of the vocabulary -> i + 1) and the validity mask (n, L)."""
+    index = {w: i + 1 for i, w in enumerate(vocabulary)}
+    rows = [[index[w] for w in text.split()] for text in instructions]
+    L = max(map(len, rows))
+    ids = torch.zeros(len(rows), L, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+    return ids, ids != 0
+
+
+# ---------------------------------------------------------------------------------------------- modules
+class ResidualMLP(nn.Module):
+    """x + W2 relu(W1 LN(x))."""
+
+    def __init__(self, d: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class SymbolicVision(nn.Module):
+    """7x7x3 symbolic grid -> 49 tokens: object + colour + state embeddings + 2-D position."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.obj = nn.Embedding(N_OBJECTS, d)
+        self.col = nn.Embedding(N_COLOURS, d)
+        self.state = nn.Embedding(N_STATES, d)
+        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * 0.02)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:  # grid: long (B, 7[row], 7[col], 3)
+        g = grid.reshape(grid.shape[0], VIEW * VIEW, 3)
+        return self.obj(g[..., 0]) + self.col(g[..., 1]) + self.state(g[..., 2]) + self.pos
+
+
+def _resnet18_state(weights: str) -> tuple[dict | None, str]:
+    """ResNet-18 ImageNet weights: the torchvision cache or a .pth file; never downloads."""
+    if weights == "random":
+        return None, "random (explicitly chosen: no ImageNet weights)"
+    if weights == "imagenet":
+        try:
+            from torchvision.models import ResNet18_Weights
+        except ImportError as e:  # pragma: no cover
+            raise RuntimeError("resnet-hybrid needs torchvision (pip install torchvision)") from e
+        url = ResNet18_Weights.IMAGENET1K_V1.url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if not cached.exists():
+            raise RuntimeError(
+                f"resnet-hybrid needs ImageNet ResNet-18 weights, not found at {cached} (this machine cannot "
+                "download them). Put the file there, pass --resnet-weights PATH/TO/resnet18.pth, or choose "
+                "--resnet-weights random explicitly (the manifest records it).")
+        path = cached
+    else:
+        path = Path(weights)
+        if not path.exists():
+            raise RuntimeError(f"--resnet-weights {weights!r}: no such file")
+    return torch.load(path, map_location="cpu", weights_only=True), f"{weights} ({path.name})"
+
+
+class ResNetHybridVision(nn.Module):
+    """RGB view (224x224) -> ResNet-18 stem+layer1+layer2 (ImageNet) -> layer3+layer4 (untrained) -> 7x7 tokens."""
+
+    def __init__(self, d: int, weights: str, tile: int):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        state, self.weights_source = _resnet18_state(weights)
+        if state is not None:  # ImageNet weights for the stem and the first 2 stages only
+            keep = {k: v for k, v in state.items() if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")}
+            missing = [k for k in net.state_dict() if k.split(".")[0] in ("conv1", "bn1", "layer1", "layer2")
+                       and k not in keep]
+            if missing:
+                raise RuntimeError(f"ResNet-18 weights lack {missing[:3]}")
+            net.load_state_dict(keep, strict=False)  # layer3/layer4 stay untrained (the paper's hybrid)
+        self.pretrained = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
+        self.untrained = nn.Sequential(net.layer3, net.layer4)
+        self.proj = nn.Linear(512, d)
+        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * 0.02)
+        self.tile = tile
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:  # grid: long (B, 7[row], 7[col], 3)
+        rgb = torch.from_numpy(render_views(grid.cpu().numpy(), self.tile)).to(grid.device)
+        x = (rgb.permute(0, 3, 1, 2).float() / 255 - self.mean) / self.std
+        fmap = self.untrained(self.pretrained(x))  # (B, 512, 7, 7) for 224x224 input
+        if fmap.shape[-2:] != (VIEW, VIEW):
+            raise RuntimeError(f"resnet-hybrid expects a {VIEW}x{VIEW} map, got {tuple(fmap.shape[-2:])}")
+        return self.proj(fmap.flatten(2).transpose(1, 2)) + self.pos
+
+
+def render_views(grid_rc: np.ndarray, tile: int) -> np.ndarray:
+    """RGB renderings (B, 7*tile, 7*tile, 3) of symbolic views given in [row, col] order (agent at row 6, col 3,
+    looking up), as minigrid's ``get_pov_render`` draws them."""
+    from minigrid.core.grid import Grid
+
+    out = []
+    for g in grid_rc:
+        img = np.ascontiguousarray(g.transpose(1, 0, 2)).astype(np.uint8)  # back to minigrid's [x, y]
+        grid, vis = Grid.decode(img)
+        out.append(grid.render(tile, agent_pos=(VIEW // 2, VIEW - 1), agent_dir=3, highlight_mask=vis))
+    return np.stack(out)
+
+
+class CrossBlock(nn.Module):
+    """Language tokens (queries) attend to visual tokens (keys/values); pre-norm, residual, then FF."""
+
+    def __init__(self, d: int, n_heads: int, ff: int):
+        super().__init__()
+        self.ln_q, self.ln_kv = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, n_heads, batch_first=True)
+        self.ff = ResidualMLP(d, ff)
+
+    def forward(self, q, kv, need_weights: bool = False):
+        kv = self.ln_kv(kv)
+        out, w = self.attn(self.ln_q(q), kv, kv, need_weights=need_weights, average_attn_weights=False)
+        return self.ff(q + out), w  # w: (B, heads, Lq, 49) or None
+
+
+class ALM(nn.Module):
+    """The action-language model. See the module docstring."""
+
+    def __init__(self, config: AgentConfig):
+        super().__init__()
+        self.config = c = config
+        d = c.d_model
+        ids, mask = tokenize(c.instructions, c.vocabulary)
+        self.register_buffer("token_ids", ids, persistent=False)  # (n_instructions, L)
+        self.register_buffer("token_mask", mask, persistent=False)
+        L = ids.shape[1]
+        # 1. language
+        self.words = nn.Embedding(len(c.vocabulary) + 1, d, padding_idx=0)
+        self.lang_pos = nn.Parameter(torch.randn(L, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(d, c.n_heads, c.lang_ff, dropout=0.0, batch_first=True, norm_first=True)
+        self.lang = nn.TransformerEncoder(layer, c.lang_layers, enable_nested_tensor=False)
+        self.lang_norm = nn.LayerNorm(d)
+        # 2. vision + context (direction, previous action)
+        self.vision = SymbolicVision(d) if c.vision == "symbolic" else ResNetHybridVision(d, c.resnet_weights,
+                                                                                          c.rgb_tile)
+        self.direction = nn.Embedding(4, d)
+        self.prev_action = nn.Embedding(len(ACTION_NAMES) + 1, d)
+        self.vision_mlp = ResidualMLP(d, d)
+        # 3. cross-modal integration
+        self.cross = nn.ModuleList(CrossBlock(d, c.n_heads, 2 * d) for _ in range(c.n_xattn))
+        # 4. head
+        h = c.head_hidden
+        self.head = nn.Sequential(nn.Linear(3 * d, h), ResidualMLP(h, 2 * h), ResidualMLP(h, 2 * h),
+                                  nn.LayerNorm(h), nn.Linear(h, len(ACTION_NAMES)))
+        self.register_buffer("action_mask", torch.tensor(
+            [0.0] * DONE + [0.0 if c.done_action else -math.inf]), persistent=False)
+        self._init_words()
+
+    def _init_words(self) -> None:
+        n, d = self.words.weight.shape
+        with torch.no_grad():
+            w = torch.zeros(n, d)
+            if self.config.word_init == "identity":
+                w[1:, : n - 1] = torch.eye(n - 1)  # word i (id i+1) = e_i; padding row stays 0
+            elif self.config.word_init == "identical":
+                w[1:, 0] = 1.0
+            else:
+                w[1:] = torch.randn(n - 1, d) / math.sqrt(d)
+            self.words.weight.copy_(w)
+
+    # -- language -----------------------------------------------------------------------------------
+    def encode_language(self, instr_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """instr_ids (B,) indices into ``config.instructions`` -> (token states (B,L,d), mask (B,L), E_L (B,d))."""
+        ids, mask = self.token_ids[instr_ids], self.token_mask[instr_ids]
+        x = self.words(ids) + self.lang_pos
+        x = self.lang_norm(self.lang(x, src_key_padding_mask=~mask))
+        m = mask.unsqueeze(-1).float()
+        return x, mask, (x * m).sum(1) / m.sum(1)
+
+    # -- full policy --------------------------------------------------------------------------------
+    def forward(self, instr_ids, images, directions, prev_actions, return_attention: bool = False):
+        """Action logits (B, 7) [and last-block attention (B, heads, L, 7, 7)]. See the module docstring."""
+        # language: encode each distinct instruction of the batch once
+        uniq, inverse = torch.unique(instr_ids, return_inverse=True)
+        tok_u, mask_u, el_u = self.encode_language(uniq)
+        tok, mask, e_l = tok_u[inverse], mask_u[inverse], el_u[inverse]
+        # vision: minigrid's [x, y] -> display [row, col]
+        grid = images.transpose(1, 2).long()
+        ctx = self.direction(directions.long()) + self.prev_action(prev_actions.long())
+        vis = self.vision_mlp(self.vision(grid) + ctx.unsqueeze(1))
+        # cross-attention: language queries, visual keys/values
+        q, w = tok, None
+        for i, block in enumerate(self.cross):
+            q, w = block(q, vis, need_weights=return_attention and i == len(self.cross) - 1)
+        m = mask.unsqueeze(-1).float()
+        pooled = (q * m).sum(1) / m.sum(1)
+        logits = self.head(torch.cat([pooled, e_l, ctx], -1)) + self.action_mask
+        if return_attention:
+            return logits, w.reshape(*w.shape[:3], VIEW, VIEW)
+        return logits
+
+    @torch.no_grad()
+    def act(self, instr_ids, images, directions, prev_actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Greedy actions (B,), action probabilities (B, 7), attention (B, heads, L, 7, 7) from numpy inputs."""
+        t = lambda a: torch.as_tensor(np.asarray(a))  # noqa: E731
+        logits, w = self(t(instr_ids).long(), t(images), t(directions), t(prev_actions), return_attention=True)
+        probs = torch.softmax(logits, -1)
+        return probs.argmax(-1).numpy(), probs.numpy(), w.numpy()
+
+
+def build_agent(config: AgentConfig, seed: int) -> ALM:
+    """A freshly initialised agent: ``torch.manual_seed(seed)`` then construction (the ONE init path, used by
+    training and by the untrained-agent control, so both give the same step-0 network)."""
+    torch.manual_seed(int(seed))
+    return ALM(config)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(agent: ALM, path: str | Path, manifest: dict[str, Any]) -> Path:
+    """``path`` (.pt, float32 weights, atomic) and ``path.with_suffix('.json')`` (the manifest)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "agent_config": agent.config.as_dict(),
+            "state_dict": {k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()},
+            "manifest": manifest}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+    store.write_json(path.with_suffix(".json"), manifest)
+    return path
+
+
+def resolve(path_or_name: str | Path | None = None) -> Path:
+    """A checkpoint path: an existing file, or a shipped name (``assets/agents/<name>.pt``)."""
+    p = Path(str(path_or_name or DEFAULT_AGENT))
+    if p.suffix == ".pt" or p.exists() or "/" in str(path_or_name or ""):
+        return p
+    return store.assets_dir() / "agents" / f"{p.name}.pt"
+
+
+def load_agent(path_or_name: str | Path | None = None) -> ALM:
+    """Load a trained agent (default: the shipped ``alm-s0``) in eval mode; manifest in ``agent.manifest``.
+
+    Raises :class:`CheckpointError` for a missing, corrupt or mismatched checkpoint.
+    """
+    path = resolve(path_or_name)
+    if not path.exists():
+        shipped = sorted(p.stem for p in (store.assets_dir() / "agents").glob("*.pt"))
+        raise CheckpointError(f"no agent checkpoint {path}; shipped agents: {shipped or 'none'} "
+                              "(train one with `python -m core train --seed 0`)")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"corrupt agent checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(blob, dict) or blob.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not an ALVA agent checkpoint (format {CHECKPOINT_FORMAT!r} expected)")
+    if blob.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {blob.get('version')}, this code reads "
+                              f"{CHECKPOINT_VERSION}")
+    config = AgentConfig.from_dict(blob["agent_config"])
+    if list(config.instructions) != instruction_set() or tuple(config.vocabulary) != DEFAULT_GRAMMAR.vocabulary:
+        raise CheckpointError(f"{path} was trained on a different instruction set / vocabulary "
+                              f"(hash {instruction_set_hash(config.instructions)} vs {instruction_set_hash()})")
+    try:
+        if config.vision == "resnet-hybrid":  # weights come from the checkpoint: never need ImageNet here
+            config = AgentConfig(**{**config.as_dict(), "resnet_weights": "random"})
+        agent = ALM(config)
+        agent.load_state_dict(blob["state_dict"], strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not match this agent architecture: {e}") from None
+    agent.config = AgentConfig.from_dict(blob["agent_config"])
+    agent.manifest = blob.get("manifest", {})
+    agent.checkpoint_path = path
+    return agent.eval()
+
+
+# ---------------------------------------------------------------------------------------------- embeddings
+@torch.no_grad()
+def instruction_embeddings(agent: ALM, instructions: Sequence[str] | None = None) -> np.ndarray:
+    """E_L of every instruction (default: the 108 in ``instruction_set()`` order) -> float32 (n, 128)."""
+    items = list(instructions or instruction_set())
+    index = {t: i for i, t in enumerate(agent.config.instructions)}
+    missing = [t for t in items if t not in index]
+    if missing:
+        raise KeyError(f"instructions unknown to this agent: {missing[:3]}")
+    was = agent.training
+    agent.eval()
+    _, _, e_l = agent.encode_language(torch.tensor([index[t] for t in items]))
+    agent.train(was)
+    return e_l.numpy().astype(np.float32)
+
+
+def untrained_agent(path_or_name: str | Path | None = None) -> ALM:
+    """The same architecture/config/seed as a trained checkpoint, at initialisation (zero training steps)."""
+    trained = load_agent(path_or_name)
+    seed = trained.manifest.get("seed")
+    if seed is None:
+        raise CheckpointError(f"{trained.checkpoint_path} manifest has no seed")
+    return build_agent(trained.config, int(seed)).eval()
+
+
+def ship_embeddings(path_or_name: str | Path | None = None, untrained: bool = False) -> Path:
+    """Write ``assets/embeddings/<model>-s<seed>`` for a trained checkpoint (or its untrained twin)."""
+    agent = load_agent(path_or_name)
+    man = agent.manifest
+    model = man.get("name", agent.checkpoint_path.stem.rsplit("-s", 1)[0])
+    seed = int(man["seed"])
+    net = untrained_agent(agent.checkpoint_path) if untrained else agent
+    name = ("untrained-" + model) if untrained else model
+    E = instruction_embeddings(net)
+    train_cmd = man.get("command", "python -m core train")
+    manifest = {
+        "model": name, "family": "agent", "seed": seed,
+        "source": (f"{train_cmd}  (architecture, config and seed of {agent.checkpoint_path.name}, zero training "
+                   "steps: core.agent.untrained_agent)") if untrained else train_cmd,
+        "weights_sha256": store.sha256_file(agent.checkpoint_path),
+        "weights_note": ("sha256 of the trained checkpoint whose config+seed define this untrained network"
+                         if untrained else "sha256 of the checkpoint"),
+        "checkpoint": str(Path("assets/agents") / agent.checkpoint_path.name),
+        "pooling": POOLING, "layer": LAYER, "dtype": "float32",
+        "agent_config": {k: v for k, v in agent.config.as_dict().items() if k not in ("instructions",)},
+        "success": None if untrained else man.get("success", {}).get("overall"),
+        "trained_success": man.get("success", {}).get("overall"),
+        "optimizer_steps": 0 if untrained else man.get("optimizer_steps"),
+        "torch_version": torch.__version__,
+    }
+    return store.save_embeddings(store.embedding_file_name(name, seed), E, instruction_set(), manifest)
+
+
+def cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m core embed-agent",
+                                description="Print or ship an agent's 108 x 128 instruction embeddings E_L.")
+    p.add_argument("--agent", default=DEFAULT_AGENT, help="shipped name (alm-s0 ...) or checkpoint path")
+    p.add_argument("--ship", action="store_true", help="write assets/embeddings/<model>-s<seed>.npz/.json")
+    p.add_argument("--untrained", action="store_true",
+                   help="the agent's architecture/config/seed at initialisation (zero training steps)")
+    args = p.parse_args(argv[1:])
+    if args.ship:
+        print(ship_embeddings(args.agent, untrained=args.untrained))
+        return 0
+    agent = untrained_agent(args.agent) if args.untrained else load_agent(args.agent)
+    E = instruction_embeddings(agent)
+    print(json.dumps({"agent": str(resolve(args.agent)), "shape": list(E.shape), "norm_mean":
+                      float(np.linalg.norm(E, axis=1).mean())}))
+    return 0

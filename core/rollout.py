@@ -1,0 +1,63 @@
+"""One episode of a trained agent, recorded for the dashboard: ``rollout(agent, instruction, env_seed)``.
+
+The policy is greedy (argmax of the action probabilities), so a rollout is deterministic for a seed.
+Success is the environment's own verdict (``info['success']`` of the last step).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .env import ACTION_NAMES, EnvConfig, frame_full, frame_pov, make_env, observe
+
+
+@dataclass
+class Rollout:
+    """A recorded episode. Frames have T + 1 entries (every state incl. the final one); per-step arrays have T."""
+
+    instruction: str
+    env_seed: int
+    frames_full: list[np.ndarray]  # T+1 x uint8 (H, W, 3): the room, agent's field of view highlighted
+    frames_pov: list[np.ndarray]  # T+1 x uint8 (7*tile, 7*tile, 3): the agent's 7x7 view (agent bottom centre)
+    actions: list[str]  # T action names
+    action_ids: np.ndarray  # int (T,)
+    probs: np.ndarray  # float32 (T, 7) action probabilities (in ACTION_NAMES order)
+    attention: np.ndarray  # float32 (T, n_heads, 7, 7): last cross-attention block, mean over the language
+    #                        tokens, [row, col] as in frames_pov; sums to 1 over the 7x7 cells per head
+    attention_tokens: np.ndarray  # float32 (T, n_heads, n_tokens, 7, 7): the same, per instruction token
+    tokens: list[str]  # the instruction's words (rows of attention_tokens)
+    success: bool
+    length: int
+    action_names: tuple[str, ...] = field(default=ACTION_NAMES)
+
+    @property
+    def attention_mean(self) -> np.ndarray:
+        """(T, 7, 7): attention averaged over heads and tokens."""
+        return self.attention.mean(1)
+
+
+def rollout(agent, instruction: str, env_seed: int, tile_size: int = 32, pov_tile_size: int = 32,
+            env_config: EnvConfig | None = None) -> Rollout:
+    """Run ``agent`` greedily on ``instruction`` in the env seeded ``env_seed`` and record everything."""
+    from .agent import START_ACTION
+
+    env_config = env_config or EnvConfig(done_action=agent.config.done_action)
+    env = make_env(instruction, env_seed, env_config)
+    iid = list(agent.config.instructions).index(env.unwrapped.instruction.text)
+    words = env.unwrapped.instruction.text.split()
+    full, pov, actions, probs, attn = [frame_full(env, tile_size)], [frame_pov(env, pov_tile_size)], [], [], []
+    prev, success, done = START_ACTION, False, False
+    while not done:
+        o = observe(env)
+        a, p, w = agent.act(np.array([iid]), o["image"][None], np.array([o["direction"]]), np.array([prev]))
+        a = int(a[0])
+        _, _, term, trunc, info = env.step(a)
+        actions.append(a), probs.append(p[0]), attn.append(w[0][:, : len(words)])
+        full.append(frame_full(env, tile_size)), pov.append(frame_pov(env, pov_tile_size))
+        prev, done, success = a, term or trunc, bool(info["success"])
+    att_tok = np.stack(attn).astype(np.float32)
+    return Rollout(instruction=env.unwrapped.instruction.text, env_seed=int(env_seed), frames_full=full,
+                   frames_pov=pov, actions=[ACTION_NAMES[a] for a in actions], action_ids=np.array(actions),
+                   probs=np.stack(probs).astype(np.float32), attention=att_tok.mean(2),
+                   attention_tokens=att_tok, tokens=words, success=success, length=len(actions))

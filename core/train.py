@@ -1,0 +1,374 @@
+"""Behavioural cloning of the ALM on expert demonstrations, and success-rate evaluation.
+
+Read top to bottom:
+
+1. :class:`TrainConfig` holds every option (one dataclass; it is saved in the checkpoint manifest).
+2. :func:`train` generates (or loads from the cache) the expert demos, builds the agent with
+   :func:`core.agent.build_agent` (``torch.manual_seed(seed)`` first), and minimises the cross-entropy between the
+   agent's action logits and the expert's actions with AdamW, linear warm-up then cosine decay, gradient
+   clipping. Mini-batches are drawn from a seeded permutation of all demo steps (epoch after epoch).
+   Every ``eval_every`` steps it runs a quick success check (``eval_episodes`` per instruction on eval-seed 1,
+   never the episodes of the final evaluation) and saves a resumable training state
+   (``cache/train/<name>-s<seed>.state.pt``: weights, optimiser, step, RNG). At the end it evaluates on
+   ``final_episodes`` episodes per instruction (eval-seed 0, disjoint from the demos) and writes the checkpoint
+   ``<out>`` (.pt) with its manifest (.json).
+3. :func:`evaluate` runs the greedy policy in fresh environments whose seeds come from
+   ``episode_seed("eval", seed, i)`` (disjoint from the training demos), batched over many envs at once,
+   and returns one row per instruction. :func:`summarise` gives overall / per-verb success.
+
+CLI: ``python -m core train --seed 0`` and ``python -m core evaluate --agent alm-s0``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import store
+from .env import EnvConfig, episode_seed, make_env, observe
+from .instructions import instruction_set, metadata
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0  # network init and batch order
+    name: str = "alm"  # model name: the checkpoint is <name>-s<seed>.pt
+    # agent (see core.agent.AgentConfig)
+    vision: str = "symbolic"
+    word_init: str = "identity"
+    done_action: bool = False  # done-mode env + done-mode demos
+    resnet_weights: str = "imagenet"
+    # data
+    demos: int = 50_000  # expert episodes (cached; balanced over the 108 instructions)
+    demo_seed: int = 0
+    demo_workers: int = 2
+    # optimisation
+    steps: int = 2500
+    batch_size: int = 256
+    lr: float = 1e-3
+    min_lr_frac: float = 0.05  # cosine decays to lr * min_lr_frac
+    warmup: int = 100
+    weight_decay: float = 0.01  # on Linear / attention weights only (not embeddings, norms, biases)
+    grad_clip: float = 1.0
+    threads: int = 2
+    # evaluation and checkpoints
+    eval_every: int = 500  # quick success check + resumable state every N steps (0 = never)
+    eval_episodes: int = 2  # per instruction, quick check (eval-seed 1)
+    final_episodes: int = 20  # per instruction, final reported success (eval-seed 0)
+    out: str = ""  # checkpoint path; default assets/agents/<name>-s<seed>.pt
+    resume: bool = False
+    progress: bool = True
+
+    def agent_config(self):
+        from .agent import AgentConfig
+
+        return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
+                           resnet_weights=self.resnet_weights)
+
+    def env_config(self) -> EnvConfig:
+        return EnvConfig(done_action=self.done_action)
+
+    def out_path(self) -> Path:
+        return Path(self.out) if self.out else store.assets_dir() / "agents" / f"{self.name}-s{self.seed}.pt"
+
+    def state_path(self) -> Path:
+        return store.cache_dir() / "train" / f"{self.out_path().stem}.state.pt"
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr * min_lr_frac``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def demo_tensors(demos) -> dict[str, Any]:
+    """The demo steps as torch tensors: images, directions, prev_actions, actions, instruction ids."""
+    import torch
+
+    return {"images": torch.from_numpy(demos.images), "directions": torch.from_numpy(demos.directions),
+            "prev_actions": torch.from_numpy(demos.prev_actions()),
+            "actions": torch.from_numpy(demos.actions.astype(np.int64)),
+            "instr": torch.from_numpy(demos.step_instruction_ids().astype(np.int64))}
+
+
+def _optimizer(agent, cfg: TrainConfig):
+    import torch
+
+    decay, no_decay = [], []
+    for name, p in agent.named_parameters():
+        is_matrix = p.ndim >= 2 and not any(k in name for k in ("words", "pos", "obj", "col", "state",
+                                                                "direction", "prev_action"))
+        (decay if is_matrix else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def train(cfg: TrainConfig, command: str | None = None):
+    """Train one agent; returns it (eval mode) with ``agent.manifest``. See the module docstring."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from .agent import build_agent, save_checkpoint
+    from .demos import generate
+
+    torch.set_num_threads(cfg.threads)
+    t_start = time.perf_counter()
+    # 1. data
+    demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
+                     progress=cfg.progress)
+    data = demo_tensors(demos)
+    n = len(data["actions"])
+    # 2. model, optimiser, RNG for batch order
+    agent = build_agent(cfg.agent_config(), cfg.seed)
+    opt = _optimizer(agent, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
+    state_path = cfg.state_path()
+    if cfg.resume and state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        if st["config"] != asdict(cfg) | {"resume": st["config"]["resume"], "progress": st["config"]["progress"]}:
+            raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
+        agent.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        gen.set_state(st["generator"])
+        perm, pos, step, history, train_time = st["perm"], st["pos"], st["step"], st["history"], st["train_time"]
+        print(f"resumed from {state_path} at step {step}", file=sys.stderr)
+    # 3. optimisation
+    agent.train()
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}-s{cfg.seed}", disable=not cfg.progress)
+    loss_ema = acc_ema = None
+    t_seg = time.perf_counter()
+    while step < cfg.steps:
+        if pos + cfg.batch_size > n:  # new epoch
+            perm, pos = torch.randperm(n, generator=gen), 0
+        idx = perm[pos: pos + cfg.batch_size]
+        pos += cfg.batch_size
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg)
+        logits = agent(data["instr"][idx], data["images"][idx], data["directions"][idx], data["prev_actions"][idx])
+        target = data["actions"][idx]
+        loss = F.cross_entropy(logits, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        acc = (logits.argmax(-1) == target).float().mean().item()
+        loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
+        acc_ema = acc if acc_ema is None else 0.98 * acc_ema + 0.02 * acc
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
+            train_time += time.perf_counter() - t_seg
+            agent.eval()
+            table = evaluate(agent, episodes_per_instruction=cfg.eval_episodes, seed=1, progress=False)
+            agent.train()
+            history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
+                            "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
+                            "quick_episodes": int(table.episodes.sum())})
+            bar.write(f"step {step}: loss {loss_ema:.3f} acc {acc_ema:.3f} quick success "
+                      f"{history[-1]['quick_success']:.3f} ({history[-1]['quick_episodes']} episodes, eval-seed 1) "
+                      f"train time {train_time:.0f} s")
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"config": asdict(cfg), "model": agent.state_dict(), "optimizer": opt.state_dict(),
+                        "generator": gen.get_state(), "perm": perm, "pos": pos, "step": step,
+                        "history": history, "train_time": train_time}, state_path)
+            t_seg = time.perf_counter()
+    bar.close()
+    if not (cfg.eval_every and step % cfg.eval_every == 0):
+        train_time += time.perf_counter() - t_seg
+    # 4. final evaluation and checkpoint
+    agent.eval()
+    t_eval = time.perf_counter()
+    table = evaluate(agent, episodes_per_instruction=cfg.final_episodes, seed=0, progress=cfg.progress)
+    summary = summarise(table)
+    import torch as _t
+
+    manifest = {
+        "name": cfg.name, "seed": cfg.seed, "command": command or "core.train.train(TrainConfig(...))",
+        "train_config": asdict(cfg), "agent_config": {k: v for k, v in agent.config.as_dict().items()
+                                                      if k != "instructions"},
+        "env_config": cfg.env_config().as_dict(),
+        "demos": {"episodes": demos.n_episodes, "steps": demos.n_steps, "seed": cfg.demo_seed,
+                  "bot_failures_skipped": len(demos.failures)},
+        "optimizer_steps": step, "samples_seen": step * cfg.batch_size,
+        "epochs": round(step * cfg.batch_size / n, 3),
+        "training_time_s": round(train_time, 1),
+        "samples_per_s": round(step * cfg.batch_size / max(train_time, 1e-9), 1),
+        "wall_time_s": round(time.perf_counter() - t_start, 1),
+        "final_eval_time_s": round(time.perf_counter() - t_eval, 1),
+        "n_parameters": sum(p.numel() for p in agent.parameters()),
+        "history": history,
+        "success": summary,
+        "success_protocol": (f"greedy argmax policy, {cfg.final_episodes} episodes per instruction x "
+                             f"{len(table)} instructions, env seeds episode_seed('eval', 0, i) (disjoint from "
+                             "the training demos), max_steps " f"{cfg.env_config().max_steps}, success = the "
+                             "environment's own verdict"),
+        "torch_version": _t.__version__, "threads": cfg.threads,
+        "git_commit": store.git_commit(), "date": store.now_iso(),
+        "resnet_weights_source": getattr(agent.vision, "weights_source", None),
+    }
+    out = save_checkpoint(agent, cfg.out_path(), manifest)
+    agent.manifest, agent.checkpoint_path = manifest, out
+    print(f"{out}: success {summary['overall']:.3f} over {summary['episodes']} episodes; per verb "
+          f"{summary['per_verb']}; training {train_time:.0f} s, {step} steps", file=sys.stderr)
+    return agent
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig | None = None,
+                 max_envs: int = 1200, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run the greedy policy on (instruction, env_seed) jobs, batched over up to ``max_envs`` envs at once.
+
+    Returns (success bool (n,), episode length (n,)); success is the environment's ``info['success']``.
+    """
+    from tqdm.auto import tqdm
+
+    from .agent import START_ACTION
+
+    env_config = env_config or EnvConfig(done_action=agent.config.done_action)
+    index = {t: i for i, t in enumerate(agent.config.instructions)}
+    success, length = np.zeros(len(jobs), bool), np.zeros(len(jobs), np.int64)
+    bar = tqdm(total=len(jobs), desc="evaluate", unit="ep", disable=not progress)
+    for lo in range(0, len(jobs), max_envs):
+        chunk = list(range(lo, min(lo + max_envs, len(jobs))))
+        envs = [make_env(jobs[j][0], jobs[j][1], env_config) for j in chunk]
+        ids = np.array([index[jobs[j][0]] for j in chunk])
+        prev = np.full(len(chunk), START_ACTION)
+        active = list(range(len(chunk)))
+        while active:
+            obs = [observe(envs[k]) for k in active]
+            actions, _, _ = agent.act(ids[active], np.stack([o["image"] for o in obs]),
+                                      np.array([o["direction"] for o in obs]), prev[active])
+            still = []
+            for k, a in zip(active, actions):
+                _, _, term, trunc, info = envs[k].step(int(a))
+                prev[k] = a
+                length[chunk[k]] += 1
+                if term or trunc:
+                    success[chunk[k]] = bool(info["success"])
+                    bar.update(1)
+                else:
+                    still.append(k)
+            active = still
+    bar.close()
+    return success, length
+
+
+def evaluate(agent, episodes_per_instruction: int = 20, seed: int = 0, instructions: Sequence[str] | None = None,
+             env_config: EnvConfig | None = None, progress: bool = True) -> pd.DataFrame:
+    """Success per instruction of the greedy policy in fresh envs (seeds ``episode_seed('eval', seed, i)``).
+
+    Returns a DataFrame with columns instruction, verb, determiner, colour, object, episodes, successes,
+    success, mean_length (one row per instruction, in ``instruction_set()`` order).
+    """
+    items = list(instructions or instruction_set())
+    jobs = [(items[i % len(items)], episode_seed("eval", seed, e))
+            for e, i in enumerate(range(len(items) * episodes_per_instruction))]
+    was = agent.training
+    agent.eval()
+    ok, length = run_episodes(agent, jobs, env_config, progress=progress)
+    agent.train(was)
+    df = pd.DataFrame({"instruction": [j[0] for j in jobs], "success": ok, "length": length})
+    g = df.groupby("instruction", sort=False)
+    table = pd.DataFrame({"episodes": g.size(), "successes": g.success.sum(), "success": g.success.mean(),
+                          "mean_length": g.length.mean()}).reset_index()
+    return metadata(items).merge(table, on="instruction")
+
+
+def summarise(table: pd.DataFrame) -> dict[str, Any]:
+    """Overall, per-verb, per-determiner, per-object and per-instruction success of an :func:`evaluate` table."""
+    w = lambda col: {k: round(float(v.successes.sum() / v.episodes.sum()), 4)  # noqa: E731
+                     for k, v in table.groupby(col, sort=False)}
+    return {"overall": round(float(table.successes.sum() / table.episodes.sum()), 4),
+            "episodes": int(table.episodes.sum()),
+            "episodes_per_instruction": int(table.episodes.min()),
+            "per_verb": w("verb"), "per_determiner": w("determiner"), "per_object": w("object"),
+            "per_verb_object": {f"{v} {o}": round(float(g.successes.sum() / g.episodes.sum()), 4)
+                                for (v, o), g in table.groupby(["verb", "object"], sort=False)},
+            "per_instruction": {r.instruction: round(float(r.success), 4) for r in table.itertuples()}}
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _train_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(prog="python -m core train", description="Train an ALM by behavioural cloning.")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--name", default=None, help="model name (default: alm, or alm-<variant> for ablations)")
+    p.add_argument("--vision", choices=["symbolic", "resnet-hybrid"], default=d.vision)
+    p.add_argument("--word-init", choices=["identity", "identical", "random"], default=d.word_init)
+    p.add_argument("--done-action", action="store_true", help="done-mode env and demos (`done` required)")
+    p.add_argument("--resnet-weights", default=d.resnet_weights,
+                   help="resnet-hybrid: imagenet (torchvision cache, never downloaded) | random | PATH.pth")
+    p.add_argument("--demos", type=int, default=d.demos, help=f"expert episodes (default {d.demos})")
+    p.add_argument("--demo-seed", type=int, default=d.demo_seed)
+    p.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps (default {d.steps})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--threads", type=int, default=d.threads, help="torch threads (default 2)")
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="per instruction, quick check")
+    p.add_argument("--final-episodes", type=int, default=d.final_episodes, help="per instruction, final")
+    p.add_argument("--out", default="", help="checkpoint path (default assets/agents/<name>-s<seed>.pt)")
+    p.add_argument("--resume", action="store_true", help="continue from cache/train/<name>-s<seed>.state.pt")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def cli(argv: list[str]) -> int:
+    stage = argv[0] if argv else "train"
+    if stage == "evaluate":
+        return _evaluate_cli(argv)
+    args = _train_parser().parse_args(argv[1:])
+    name = args.name or ("alm" + ("-done" if args.done_action else "") +
+                         ("" if args.word_init == "identity" else f"-word-{args.word_init}") +
+                         ("" if args.vision == "symbolic" else "-resnet"))
+    cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init,
+                      done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
+                      demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
+                      eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
+                      resume=args.resume, progress=not args.no_progress)
+    command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
+    train(cfg, command=command)
+    return 0
+
+
+def _evaluate_cli(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m core evaluate", description="Success rate of a trained agent "
+                                "in fresh environments (seeds disjoint from the training demos).")
+    p.add_argument("--agent", default=None, help="shipped name (alm-s0 ...) or checkpoint path")
+    p.add_argument("--episodes-per-instruction", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode_seed('eval', seed, i))")
+    p.add_argument("--csv", default=None, help="write the per-instruction table here")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv[1:])
+    import torch
+
+    from .agent import load_agent
+
+    torch.set_num_threads(args.threads)
+    agent = load_agent(args.agent)
+    table = evaluate(agent, args.episodes_per_instruction, seed=args.seed)
+    s = summarise(table)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    with pd.option_context("display.max_rows", 200, "display.width", 160):
+        print(table.sort_values("success").head(15).to_string(index=False))
+    print(f"\noverall success {s['overall']:.3f} over {s['episodes']} episodes; per verb {s['per_verb']}; "
+          f"per object {s['per_object']}")
+    return 0
+
+
