@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._common import Resolved, torch_dtype
 from .errors import BadOptionError
-from .hf import check_loading, embed_tokens, prepare_tokenizer, resolve_hf
+from .hf import check_loading, embed_tokens, load_tokenizer, resolve_hf
 
 
 def resolve_blip(spec) -> Resolved:
@@ -16,9 +16,9 @@ def resolve_blip(spec) -> Resolved:
 
 
 def load_blip(resolved: Resolved, dtype: str = "float32"):
-    from transformers import AutoTokenizer, BlipForImageTextRetrieval
+    from transformers import BlipForImageTextRetrieval
 
-    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False))
+    tok = load_tokenizer(resolved.path)
     model, info = BlipForImageTextRetrieval.from_pretrained(resolved.path, dtype=torch_dtype(dtype),
                                                             output_loading_info=True)
     check_loading(resolved.path, info)

@@ -65,11 +65,26 @@ def prepare_tokenizer(tok):
     return tok
 
 
+def load_tokenizer(path: str):
+    """The tokenizer a directory declares. A generic ``tokenizer.json`` (class PreTrainedTokenizerFast /
+    TokenizersBackend, e.g. one built with the ``tokenizers`` library) is loaded as is: transformers 5's
+    AutoTokenizer would otherwise swap in the model type's tokenizer class (e.g. Qwen2Tokenizer) and re-tokenise."""
+    import json
+
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cfg_path = Path(path) / "tokenizer_config.json"
+    declared = json.loads(cfg_path.read_text()).get("tokenizer_class") if cfg_path.exists() else None
+    if declared in ("PreTrainedTokenizerFast", "TokenizersBackend") and (Path(path) / "tokenizer.json").exists():
+        return prepare_tokenizer(PreTrainedTokenizerFast.from_pretrained(path))
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=False))
+
+
 def load_hf(resolved: Resolved, dtype: str = "float32"):
     """(tokenizer, base model in eval mode) from a resolved local directory."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False))
+    tok = load_tokenizer(resolved.path)
     model, info = AutoModel.from_pretrained(resolved.path, dtype=torch_dtype(dtype), trust_remote_code=False,
                                             output_loading_info=True)
     check_loading(resolved.path, info)
@@ -100,9 +115,14 @@ def embed_tokens(tok, model, texts: list[str], *, pooling: str, layer, batch_siz
     batches = range(0, len(texts), batch_size)
     for i in tqdm(batches, desc=desc, unit="batch", disable=not progress):
         chunk = list(texts[i:i + batch_size])
-        enc = tok(chunk, padding=True, return_tensors="pt", return_special_tokens_mask=exclude_special)
+        enc = tok(chunk, padding=True, return_tensors="pt", return_special_tokens_mask=True)
         mask = enc["attention_mask"]
-        pmask = mask * (1 - enc.pop("special_tokens_mask")) if exclude_special else mask
+        special = enc.pop("special_tokens_mask")
+        content = mask * (1 - special)
+        if (content.sum(1) == 0).any():
+            bad = [t for t, n in zip(chunk, content.sum(1).tolist()) if n == 0]
+            raise ValueError(f"the tokenizer turned {bad[:3]} into special tokens only; refusing to embed")
+        pmask = content if exclude_special else mask
         with torch.inference_mode():
             if forward is not None:
                 res = forward(model, enc["input_ids"], mask, want_all)
