@@ -503,15 +503,17 @@ def bootstrap_ci(A, B, k: int | Sequence[int] | None = None, n_boot: int = 1000,
         raise MetricInputError(f"level must be in (0, 1), got {level}")
     ks = np.arange(1, n) if k is None else np.array([check_k(x, n) for x in np.atleast_1d(k)], dtype=int)
     rng = np.random.default_rng(seed)
-    W = rng.multinomial(n, np.full(n, 1.0 / n), size=int(n_boot)).astype(np.float64) / n  # (n_boot, n)
-    boots = np.zeros((int(n_boot), ks.size))
-    est = np.zeros(ks.size)
+    W = rng.multinomial(n, np.full(n, 1.0 / n), size=int(n_boot)).astype(np.float64)  # (n_boot, n) counts
+    boots = np.zeros((int(n_boot), ks.size))  # integer-valued sums (exact in float64), divided at the end
+    tot = np.zeros(ks.size)
     for s, e, m in _max_ranks_chunks(A, B):
         c = e - s
         h = np.bincount((m + (np.arange(c) * n)[:, None]).ravel(), minlength=c * n).reshape(c, n)
-        per = np.cumsum(h, axis=1)[:, ks - 1] / ks  # (c, |ks|) per-item P@k
-        boots += W[:, s:e] @ per
-        est += per.sum(axis=0) / n
+        cnt = np.cumsum(h, axis=1)[:, ks - 1].astype(np.float64)  # (c, |ks|) per-item |N_A ∩ N_B|
+        boots += W[:, s:e] @ cnt
+        tot += cnt.sum(axis=0)
+    boots /= n * ks
+    est = tot / (n * ks)
     a = (1 - level) / 2
     return BootstrapCI(ks=ks, estimate=est, lower=np.percentile(boots, 100 * a, axis=0),
                        upper=np.percentile(boots, 100 * (1 - a), axis=0), level=level, n_boot=int(n_boot),

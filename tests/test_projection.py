@@ -1,0 +1,87 @@
+"""core.projection: UMAP determinism and caching, aligned layouts, displacement. UMAP fits are few and small
+(the first fit in a process pays the numba JIT, ~10 s)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core import projection as P
+from core.metrics import MetricInputError
+
+
+def rotation(theta, reflect=False):
+    R = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    return R @ np.diag([1, -1]) if reflect else R
+
+
+def test_umap_not_imported_at_module_import():
+    code = "import sys, core.projection, core.metrics; assert 'umap' not in sys.modules; print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, r.stderr
+
+
+def test_adapt_n_neighbors():
+    assert P.adapt_n_neighbors(108) == 15
+    assert P.adapt_n_neighbors(10) == 9
+    assert P.adapt_n_neighbors(3) == 2
+    assert P.adapt_n_neighbors(108, 30) == 30
+
+
+def test_umap_deterministic_cached_and_joint():
+    """One test for everything that fits UMAP, to pay the JIT once."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 8))
+    a = P.umap_layout(X, seed=1, cache=False)
+    b = P.umap_layout(X, seed=1, cache=False)
+    assert a.shape == (30, 2) and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, b)  # deterministic for a seed
+    assert not np.allclose(a, P.umap_layout(X, seed=2, cache=False))
+    c = P.umap_layout(X, seed=1)  # cached: first call computes, second reads back the same array
+    np.testing.assert_array_equal(c, a)
+    np.testing.assert_array_equal(P.umap_layout(X.astype(np.float32), seed=1), a)
+    # joint layout: spaces aligned in high dimension, one UMAP; a rotated+scaled copy aligns exactly
+    Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    spaces = {"alm": X, "copy": 3 * X @ Q + 2, "other": rng.standard_normal((30, 12))}
+    j = P.joint_layout(spaces, seed=0, cache=False)
+    assert j.reference == "alm" and j.method == "joint"
+    assert j.disparity["copy"] == pytest.approx(0.0, abs=1e-10) and j.disparity["other"] > 0.3
+    assert all(v.shape == (30, 2) for v in j.layouts.values())
+
+
+def test_align_layouts_takes_reference_orientation():
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((25, 2))
+    moved = 4.0 * ref @ rotation(1.1, reflect=True) + np.array([10.0, -3.0])
+    noisy = 0.5 * ref @ rotation(-0.4) + 0.05 * rng.standard_normal((25, 2))
+    al = P.align_layouts({"other": noisy, "alm": ref, "moved": moved})
+    assert al.reference == "alm"  # the agent is the default reference
+    np.testing.assert_array_equal(al.layouts["alm"], ref)  # reference unchanged
+    np.testing.assert_allclose(al.layouts["moved"], ref, atol=1e-10)  # rotation, reflection, scale undone
+    assert al.scale["moved"] == pytest.approx(1 / 4)
+    assert al.disparity["moved"] == pytest.approx(0.0, abs=1e-12)
+    assert np.abs(al.layouts["other"] - ref).max() < 0.3 and al.disparity["other"] > 0
+    np.testing.assert_allclose(al.rotation["moved"] @ al.rotation["moved"].T, np.eye(2), atol=1e-12)
+    # without reflection the mirrored copy cannot be matched exactly
+    nr = P.align_layouts({"alm": ref, "moved": moved}, allow_reflection=False)
+    assert nr.disparity["moved"] > 0.01
+    with pytest.raises(MetricInputError, match="reference 'nope'"):
+        P.align_layouts({"alm": ref}, reference="nope")
+
+
+def test_displacement_definition():
+    ref = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    moved = ref.copy()
+    moved[0] = [0.0, 0.5]
+    al = P.AlignedLayouts(reference="r", method="layout", layouts={"r": ref, "m": moved}, rotation={}, scale={},
+                          disparity={})
+    t = P.displacement_table(al, k=2, instructions=["a", "b", "c", "d"])
+    top = t.iloc[0]
+    assert (top["model"], top["item"], top["instruction"]) == ("m", 0, "a")
+    # item 0: moved 0.5; its 2 nearest neighbours in the reference are at distance 1 and 1 -> local scale 1
+    assert top.displacement == pytest.approx(0.5) and top.local_scale == pytest.approx(1.0)
+    assert top.relative_displacement == pytest.approx(0.5)
+    assert (t.relative_displacement.iloc[1:] == 0).all()
