@@ -28,6 +28,10 @@ class CLIError(Exception):
 
 
 # ------------------------------------------------------------------------------------------ loading
+def _seed_key(seed) -> int:
+    return -1 if seed is None else int(seed)
+
+
 def _load_with_embedders(models: list[str] | None):
     """name -> {seed: array}, name -> manifest, via core.embedders (rows in instruction_set() order)."""
     import core.embedders as E  # lazy: another module; may be absent in old checkouts
@@ -40,10 +44,10 @@ def _load_with_embedders(models: list[str] | None):
             seeds = dict(E.load_seeds(name))
         except E.EmbedderError:  # a user-added file outside the registry: one matrix
             seeds = {None: E.load_embeddings(name)[0]}
-        first = sorted(seeds, key=lambda s: -1 if s is None else s)[0]
-        manifests[name] = dict(E.load_embeddings(name, seed=first)[1]) if first is not None else \
-            dict(E.load_embeddings(name)[1])
-        spaces[name] = {s: np.asarray(seeds[s], dtype=np.float32) for s in sorted(seeds, key=lambda s: -1 if s is None else s)}
+        order = sorted(seeds, key=_seed_key)
+        manifests[name] = dict(E.load_embeddings(name, seed=order[0])[1] if order[0] is not None
+                               else E.load_embeddings(name)[1])
+        spaces[name] = {s: np.asarray(seeds[s], dtype=np.float32) for s in order}
     return spaces, manifests, "core.embedders (shipped assets/embeddings, then cache/embeddings)"
 
 
@@ -66,7 +70,7 @@ def _load_from_files(models: list[str] | None, directory: Path | None = None):
     spaces, manifests = {}, {}
     for name in names:
         spaces[name] = {}
-        for seed in sorted(groups[name], key=lambda s: -1 if s is None else s):
+        for seed in sorted(groups[name], key=_seed_key):
             E, items, man = read_embeddings(groups[name][seed], d)
             if items != target:
                 pos = {t: i for i, t in enumerate(items)}
@@ -136,7 +140,8 @@ def compute_tables(spaces: dict[str, dict[Any, np.ndarray]], reference: str, ks=
     for a, b in pairs:
         curve = pw.curves.get((a, b), pw.curves.get((b, a)))
         with_nulls = (all_pairs_nulls or reference in (a, b)) and n >= 3
-        null = M.permutation_null(primary[a], primary[b], n_permutations, seed) if with_nulls and n_permutations else None
+        null = (M.permutation_null(primary[a], primary[b], n_permutations, seed)
+                if with_nulls and n_permutations else None)
         boot = M.bootstrap_ci(primary[a], primary[b], ks, n_boot, seed) if with_nulls and n_boot else None
         pr = M.procrustes(primary[a], primary[b], n_permutations if with_nulls else 0, seed)
         for j, k in enumerate(ks):
