@@ -13,8 +13,7 @@ from ui import data, state  # noqa: E402  (after set_page_config)
 
 tok = data.token()
 ctx = data.context(tok)
-state.init(ctx)
-state.apply_query(ctx)
+state.init(ctx)  # each page then applies the URL (ui.widgets.setup) and writes it back (ui.widgets.finish)
 
 PAGES = {
     "overview": st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),
@@ -23,14 +22,7 @@ PAGES = {
     "precision": st.Page("pages/precision.py", title="P@k", icon="📈", url_path="precision"),
     "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon="🗺️", url_path="procrustes"),
 }
-#: the page-specific query parameters each page puts in its deep link (besides instruction/models/k/seed)
-PAGE_KEYS = {"overview": [], "agent": ["env", "view", "step"], "neighbours": [], "precision": [],
-             "procrustes": ["ref", "colour_by"]}
-
 pg = st.navigation(list(PAGES.values()))
-for msg in state.pop_warnings():
-    st.warning(msg, icon="⚠️")
-
 with st.sidebar:
     st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
     st.markdown(f"**Instruction:** {st.session_state['instruction']}  \n"
@@ -40,5 +32,3 @@ with st.sidebar:
                "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
 
 pg.run()
-name = next((k for k, p in PAGES.items() if p.url_path == pg.url_path), "overview")
-state.write_query(PAGE_KEYS.get(name, []))

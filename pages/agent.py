@@ -8,9 +8,9 @@ import streamlit as st
 
 from core.env import ACTION_NAMES, episode_seed
 from ui import data, state
-from ui.widgets import instruction_picker, setup
+from ui.widgets import finish, instruction_picker, setup
 
-tok, ctx = setup()
+tok, ctx = setup(("env", "view", "step"))
 st.title("Agent")
 
 ckpts = data.checkpoints()
@@ -147,6 +147,7 @@ def player():
             st.plotly_chart(f, key="a_att")
         else:
             st.caption("No attention at this step.")
+    finish()  # keep the step in the URL during fragment reruns too
 
 
 player()
@@ -166,3 +167,4 @@ if frames:
                        f"_env{env_index}_{st.session_state['view']}.gif", mime="image/gif", on_click="ignore")
 st.caption(f"Agent `{agent_name}` (assets/agents/{agent_name}.pt) acting greedily on “{instr}”. The attention map is "
            "drawn over the agent's egocentric 7×7 view (the agent is at the bottom centre, looking up).")
+finish()

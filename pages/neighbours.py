@@ -7,7 +7,7 @@ from core import report
 from core.embedders import EmbedderError
 from ui import data, state
 from ui.state import INSTRUCTIONS
-from ui.widgets import instruction_picker, k_slider, model_label, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, instruction_picker, k_slider, model_label, models_picker, not_computed, seed_picker, setup
 
 tok, ctx = setup()
 st.title("Neighbours")
@@ -109,3 +109,4 @@ else:
         st.rerun()
     st.download_button("Download this ranking (CSV)", rank.to_csv(index=False).encode(),
                        file_name=f"alva_disagreement_p{k}.csv", mime="text/csv", on_click="ignore")
+finish()

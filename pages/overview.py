@@ -6,7 +6,7 @@ import streamlit as st
 from core import metrics, report
 from core.embedders import NotComputedError
 from ui import data, state
-from ui.widgets import setup
+from ui.widgets import finish, setup
 
 tok, ctx = setup()
 st.title("Overview")
@@ -121,3 +121,4 @@ with st.expander("Provenance of a shipped embedding file (manifest)"):
             st.error(str(e))
     else:
         st.write("No embeddings present.")
+finish()

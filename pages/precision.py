@@ -10,9 +10,9 @@ from core import metrics, report
 from core.embedders import EmbedderError
 from ui import data, state
 from ui.state import N
-from ui.widgets import KIND_STYLE, k_slider, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, KIND_STYLE, k_slider, models_picker, not_computed, seed_picker, setup
 
-tok, ctx = setup()
+tok, ctx = setup(("ref",))
 st.title("P@k")
 st.caption("P@k between a reference space and each model, for every k from 1 to 107: the fraction of each "
            "instruction's k nearest neighbours the two spaces share, averaged over the 108 instructions.")
@@ -172,3 +172,4 @@ with st.expander("Conventions (how every number on this page is computed)", expa
                          "layer": man.get("layer"), "dim": man.get("dim"), "dtype": man.get("dtype"),
                          "source": man.get("source"), "date": man.get("date")})
     st.dataframe(pd.DataFrame(man_rows), hide_index=True, key="pk_manifests")
+finish()

@@ -7,15 +7,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import metrics, report
+from core import metrics, projection, report
 from ui import data, state
 from ui.state import FACTORS, INSTRUCTIONS, N
-from ui.widgets import models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, models_picker, not_computed, seed_picker, setup
 
-tok, ctx = setup()
+tok, ctx = setup(("ref", "colour_by"))
 st.title("Procrustes UMAP")
 st.caption(f"Each space is laid out in 2-D by UMAP (cosine metric, seed {report.UMAP_SEED}); every layout is then "
-           "rotated/reflected and scaled (orthogonal Procrustes) onto the reference's layout, so the same "
+           "translated, rotated/reflected and scaled (least-squares similarity transform) onto the reference's layout, so the same "
            "instruction sits in comparable places. The layouts are for looking; the disparity and p-value in the "
            "table are computed on the full embeddings.")
 
@@ -49,12 +49,8 @@ with st.spinner(f"Computing UMAP layouts for {', '.join(need)} (the first fit in
                 "with numba, about 10 s; cached afterwards)…") if need else nullcontext():
     raw = {m: data.layout(tok, m, s) for m, s in spaces}
 
-ref_xy = raw[ref]
-aligned, disp2d = {}, {}
-for m, _ in spaces:
-    r = metrics.procrustes(ref_xy, raw[m])
-    aligned[m] = r.b_aligned if m != ref else r.a_standardised
-    disp2d[m] = r.disparity
+al = projection.align_layouts({m: raw[m] for m, _ in spaces}, reference=ref)
+aligned, disp2d = al.layouts, al.disparity
 ref_std = aligned[ref]
 
 md = data.metadata()
@@ -194,29 +190,24 @@ if rows:
 # ------------------------------------------------------------------------------------ displacement
 st.subheader("Which instructions moved most")
 if other_opts:
-    K = 10
-    ref_nb = data.neighbours(tok, ref, data.space_seed(ctx, ref, agent_seed), K)[0]
-    disp_cols = {}
-    for m, s in spaces:
-        if m == ref:
-            continue
-        # displacement relative to the instruction's own neighbourhood (in the reference layout): how far the
-        # instruction moved minus how far its 10 reference-neighbours moved on average, in aligned coordinates
-        shift = aligned[m] - ref_std
-        rel = np.linalg.norm(shift - shift[ref_nb].mean(axis=1), axis=1)
-        disp_cols[data.label(m, s)] = rel / np.sqrt((ref_std ** 2).sum(axis=1).mean())
-    dt = pd.DataFrame({"instruction": INSTRUCTIONS, **disp_cols})
-    dt["mean"] = dt[list(disp_cols)].mean(axis=1)
+    K = 5
+    disp = projection.displacement_table(al, k=K)
+    disp["model"] = disp["model"].map(lambda m: data.label(m, data.space_seed(ctx, m, agent_seed)))
+    wide = disp.pivot(index="item", columns="model", values="relative_displacement")
+    dt = pd.DataFrame({"instruction": INSTRUCTIONS})
+    for c in wide.columns:
+        dt[c] = wide[c].reindex(range(N)).to_numpy()
+    disp_cols = list(wide.columns)
+    dt["mean"] = dt[disp_cols].mean(axis=1)
     for f in FACTORS:
         dt[f] = md[f]
     dt = dt.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
-    st.caption(f"For each instruction: the length of its shift between the reference layout and each model's "
-               f"aligned layout, minus the mean shift of its {K} nearest neighbours in the reference space (cosine, full "
-               "embeddings) "
-               "(so a whole cluster moving together does not count), in units of the layout's RMS radius. "
-               "Largest first.")
+    st.caption(f"Relative displacement of each instruction: the distance between its position in the reference "
+               f"layout and in each model's aligned layout, divided by its mean distance to its {K} nearest "
+               "neighbours in the reference layout -- i.e. how many neighbour spacings it moved "
+               f"({projection.DISPLACEMENT_CONVENTIONS}). Largest mean first.")
     st.dataframe(dt, hide_index=True, key="umap_disp", height=360,
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in [*disp_cols, "mean"]})
+                 column_config={c: st.column_config.NumberColumn(format="%.2f") for c in [*disp_cols, "mean"]})
     coords = pd.concat([pd.DataFrame({"instruction": INSTRUCTIONS, "space": data.label(m, s),
                                       "reference": data.label(ref, ref_seed), "x_aligned": aligned[m][:, 0],
                                       "y_aligned": aligned[m][:, 1], "x_umap": raw[m][:, 0], "y_umap": raw[m][:, 1],
@@ -228,3 +219,4 @@ if other_opts:
                        file_name=f"alva_umap_displacement_{ref}.csv", mime="text/csv", on_click="ignore")
     st.caption("PNG export: the camera icon in each chart's toolbar saves the chart as a PNG (kaleido, which "
                "would export from the server, is not installed).")
+finish()

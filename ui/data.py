@@ -22,6 +22,21 @@ import streamlit as st
 from core import metrics, report, store
 
 
+def _single_thread_blas() -> None:
+    """The dashboard only does small matrix work (n = 108): BLAS threads add overhead and stall badly when the
+    cores are shared (measured here: a 108 x 128 SVD took 0.7 s with the default threads under load, 1 ms with
+    one). Limit BLAS to one thread for the whole server process."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+    except Exception:  # threadpoolctl missing: keep the defaults
+        pass
+
+
+_single_thread_blas()
+
+
 def _scan(d: Path, pattern: str) -> list[str]:
     try:
         return [f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in sorted(os.scandir(d), key=lambda e: e.name)
@@ -34,7 +49,7 @@ def token() -> str:
     """Fingerprint of the files the dashboard reads (cheap: a few directory scans)."""
     from core.embedders.files import search_dirs
 
-    parts: list[str] = []
+    parts: list[str] = [str(store.assets_dir()), str(store.cache_dir())]
     for d in search_dirs():
         parts += _scan(d, "*.json")
     parts += _scan(report.report_dir(), "index.json")
@@ -182,7 +197,10 @@ def checkpoints() -> list[str]:
 
 @st.cache_resource(max_entries=6, show_spinner=False)
 def _agent(tok: str, name: str):
-    from core.agent import load_agent  # torch is imported here, on first use, never at page import
+    import torch  # imported here, on first use, never at page import
+
+    torch.set_num_threads(1)  # one small forward pass per step: threads only add contention
+    from core.agent import load_agent
 
     return load_agent(name)
 

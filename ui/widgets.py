@@ -12,9 +12,24 @@ from ui.state import INSTRUCTIONS, N
 KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_BASELINE: "dash"}
 
 
-def setup() -> tuple[str, dict[str, Any]]:
+def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
+    """Start of every page: load the asset context, apply the URL (deep link) to the shared state, show what
+    was wrong with it, and write the state back to the URL. Done in the page rather than only in app.py, so
+    that it also holds where a page script runs on its own (AppTest runs ``pages/*.py`` directly)."""
     tok = data.token()
-    return tok, data.context(tok)
+    ctx = data.context(tok)
+    state.init(ctx)
+    state.apply_query(ctx)
+    for msg in state.pop_warnings():
+        st.warning(msg, icon="⚠️")
+    st.session_state["_page_keys"] = list(page_keys)
+    state.write_query(list(page_keys))
+    return tok, ctx
+
+
+def finish() -> None:
+    """End of every page: write the (possibly updated) state to the URL."""
+    state.write_query(st.session_state.get("_page_keys", []))
 
 
 def model_label(ctx: dict[str, Any], name: str) -> str:

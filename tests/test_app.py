@@ -1,0 +1,325 @@
+"""AppTest suite of the dashboard (streamlit.testing.v1.AppTest: the real scripts, in-process, no browser).
+
+Two asset sets:
+* the shipped ``assets/`` (every page must render without an exception, whatever is shipped);
+* a small synthetic assets dir written here (test-only embeddings with registry names, one untrained agent
+  checkpoint, precomputed stand-in layouts), on which the behaviour is asserted exactly.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from core import report, store
+from core.instructions import instruction_set
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+INSTR = instruction_set()
+PAGES = ["overview", "agent", "neighbours", "precision", "procrustes"]
+SYN_MODELS = ["smollm2-135m", "all-minilm-l6-v2"]  # registry names, synthetic arrays (tests only)
+
+
+def _clear_caches():
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    report._load_shipped.cache_clear()
+
+
+def _run(page: str | None = None, params: dict | None = None, timeout: float = 120) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    if page and page != "overview":  # url_path == file stem, so the page is found before the first run
+        at.switch_page(f"pages/{page}.py")
+    return at.run()
+
+
+def _qp(at: AppTest, key: str):
+    v = at.query_params.get(key)
+    return v[0] if isinstance(v, list) else v
+
+
+def _specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "code", "title", "header", "subheader"):
+        parts += [str(getattr(e, "value", "")) for e in at.get(kind)]
+    return "\n".join(parts)
+
+
+def _tables(at: AppTest, column: str) -> list:
+    return [d.value for d in at.dataframe if column in d.value.columns]
+
+
+# ------------------------------------------------------------------------------------------ synthetic assets
+def _write_synthetic(d: Path) -> None:
+    from core.baselines import bag_of_words, factors
+
+    rng = np.random.default_rng(0)
+    F = factors().astype(np.float64)  # (108, n_factor_levels) one-hot
+
+    def space(w_scale, noise, dim, seed):
+        r = np.random.default_rng(seed)
+        W = r.normal(size=(F.shape[1], dim)) * w_scale
+        return F @ W + noise * r.normal(size=(F.shape[0], dim)) + 0.01
+
+    man = lambda name, fam: {"model": name, "family": fam, "source": "synthetic (tests only)",  # noqa: E731
+                             "weights_sha256": "n/a", "pooling": "test", "layer": "test", "dtype": "float32"}
+    emb = d / "embeddings"
+    for s in (0, 1):
+        store.save_embeddings(f"alm-s{s}", space(1.0, 0.3, 128, 10 + s), INSTR, man("alm", "agent"), emb)
+        store.save_embeddings(f"untrained-alm-s{s}", space(1.0, 2.0, 128, 20 + s), INSTR,
+                              man("untrained-alm", "agent"), emb)
+    store.save_embeddings("smollm2-135m", space(1.0, 0.5, 64, 11), INSTR, man("smollm2-135m", "decoder LM"), emb)
+    store.save_embeddings("all-minilm-l6-v2", space(1.0, 1.5, 32, 12), INSTR,
+                          man("all-minilm-l6-v2", "encoder LM"), emb)
+    store.save_embeddings("bag-of-words", bag_of_words(), INSTR, man("bag-of-words", "baseline"), emb)
+    del rng
+    # one (untrained) agent checkpoint so that the Agent page can play an episode
+    from core.agent import AgentConfig, build_agent, save_checkpoint
+
+    save_checkpoint(build_agent(AgentConfig(), 0), d / "agents" / "alm-s0.pt",
+                    {"name": "alm", "seed": 0, "success": {"overall": 0.5}, "note": "synthetic test agent"})
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("alva-app-assets")
+    _write_synthetic(d)
+    return d
+
+
+@pytest.fixture
+def synthetic(synthetic_dir, monkeypatch):
+    monkeypatch.setenv("ALVA_ASSETS_DIR", str(synthetic_dir))
+    _clear_caches()
+    # stand-in layouts (first two principal components) in the cache, so no UMAP fit runs in the tests
+    from threadpoolctl import threadpool_limits
+
+    from core.embedders import load_embeddings
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        _stand_in_layouts(load_embeddings)
+    yield synthetic_dir
+    _clear_caches()
+
+
+def _stand_in_layouts(load_embeddings):
+    for name, seed in [("alm", 0), ("alm", 1), ("smollm2-135m", None), ("all-minilm-l6-v2", None),
+                       ("bag-of-words", None), ("untrained-alm", 0), ("untrained-alm", 1)]:
+        X = load_embeddings(name, seed)[0].astype(np.float64)
+        Xc = X - X.mean(0)
+        xy = np.linalg.svd(Xc, full_matrices=False)[0][:, :2]
+        store.cached("report.umap", report.layout_params(X), lambda xy=xy: {"xy": xy})
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    monkeypatch.delenv("ALVA_ASSETS_DIR", raising=False)
+    _clear_caches()
+    yield store.assets_dir()
+    _clear_caches()
+
+
+# ------------------------------------------------------------------------------------------ shipped assets
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_shipped_assets(shipped, page):
+    at = _run(page, timeout=180)
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.title and at.title[0].value
+
+
+# ------------------------------------------------------------------------------------------ overview
+def test_overview_headline_and_not_computed(synthetic):
+    at = _run()
+    assert not at.exception
+    models = _tables(at, "P@15")
+    assert models, "no headline table"
+    df = models[0]
+    assert set(SYN_MODELS) <= set(df["model"])
+    row = df[df["model"] == "smollm2-135m"].iloc[0]
+    assert 0 <= row["P@15"] <= 1 and row["chance"] == pytest.approx(15 / 107)
+    assert row["paper (reported)"].startswith("decoder-only LLMs")
+    text = _texts(at)
+    assert "Not computed here" in text and "llama-3.2-1b" in text
+    inv = _tables(at, "compute command")[0]
+    llama = inv[inv["name"] == "llama-3.2-1b"].iloc[0]
+    assert not llama["present"] and "python -m core embed --model llama-3.2-1b" in llama["compute command"]
+    succ = _tables(at, "success")[0]
+    assert succ["success"].iloc[0] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------------------------------ neighbours
+def _neighbour_tables(at):
+    return _tables(at, "neighbour")
+
+
+def test_neighbours_respond_to_instruction_k_and_models(synthetic):
+    at = _run("neighbours")
+    assert not at.exception
+    tabs = _neighbour_tables(at)
+    assert len(tabs) == 3  # alm + the two present models (default selection)
+    assert all(len(t) == 15 for t in tabs)
+    first = tabs[1]["neighbour"].tolist()
+    at.selectbox(key="w_instruction").set_value(INSTR[40]).run()
+    assert at.session_state["instruction"] == INSTR[40] and _qp(at, "instruction") == INSTR[40]
+    assert _neighbour_tables(at)[1]["neighbour"].tolist() != first
+    assert INSTR[40] not in _neighbour_tables(at)[1]["neighbour"].tolist()  # self excluded
+    at.slider(key="w_k").set_value(5).run()
+    assert all(len(t) == 5 for t in _neighbour_tables(at)) and _qp(at, "k") == "5"
+    at.multiselect(key="w_models").set_value(["alm", "bag-of-words"]).run()
+    assert len(_neighbour_tables(at)) == 2 and _qp(at, "models") == "alm,bag-of-words"
+    # the agent column marks every neighbour as shared with itself
+    assert set(_neighbour_tables(at)[0]["agent"]) == {"✓"}
+
+
+def test_clicking_a_neighbour_selects_it(synthetic):
+    at = _run("neighbours")
+    i, k = INSTR.index(at.session_state["instruction"]), at.session_state["k"]
+    target = _neighbour_tables(at)[1]["neighbour"].iloc[2]
+    at.session_state[f"nb_smollm2-135m_{i}_{k}"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception
+    assert at.session_state["instruction"] == target
+    assert _qp(at, "instruction") == target
+
+
+def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
+    at = _run("neighbours")
+    links = at.get("page_link")
+    assert links and "agent" in links[0].proto.page
+    from urllib.parse import parse_qs
+
+    q = parse_qs(links[0].proto.query_string)
+    assert q["instruction"] == [at.session_state["instruction"]] and q["seed"] == ["0"]
+    rank = _tables(at, "mean P@15")[0]
+    assert len(rank) == 108 and rank["mean P@15"].is_monotonic_increasing
+    at.session_state[f"disagree_0_15_smollm2-135m_all-minilm-l6-v2"] = {
+        "selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()
+    assert at.session_state["instruction"] == rank["instruction"].iloc[0]
+
+
+def test_deep_link_opens_the_right_state(synthetic):
+    params = {"instruction": INSTR[17], "k": "7", "models": "alm,smollm2-135m", "seed": "1"}
+    at = _run("neighbours", params)
+    assert not at.exception and not at.warning
+    ss = at.session_state
+    assert ss["instruction"] == INSTR[17] and ss["k"] == 7 and ss["models"] == ["alm", "smollm2-135m"]
+    assert ss["seed"] == 1
+    tabs = _neighbour_tables(at)
+    assert len(tabs) == 2 and len(tabs[0]) == 7
+    assert at.selectbox(key="w_instruction").value == INSTR[17]
+    assert "alm-s1" in _texts(at)
+
+
+@pytest.mark.parametrize("params,needle,check", [
+    ({"instruction": "fly to the moon"}, "unknown word", lambda ss: ss["instruction"] == INSTR[0]),
+    ({"instruction": "<script>alert(1)</script>"}, "Ignored", lambda ss: ss["instruction"] == INSTR[0]),
+    ({"k": "500"}, "out of range", lambda ss: ss["k"] == 15),
+    ({"k": "abc"}, "whole number", lambda ss: ss["k"] == 15),
+    ({"k": "0"}, "out of range", lambda ss: ss["k"] == 15),
+    ({"models": "gpt-9,smollm2-135m"}, "Unknown model", lambda ss: ss["models"] == ["smollm2-135m"]),
+    ({"models": "gpt-9"}, "Unknown model", lambda ss: "alm" in ss["models"]),
+    ({"seed": "77"}, "not shipped", lambda ss: ss["seed"] == 0),
+])
+def test_hostile_query_parameters_fall_back_with_a_message(synthetic, params, needle, check):
+    for page in ("neighbours", "precision"):
+        at = _run(page, params)
+        assert not at.exception, [e.message for e in at.exception]
+        warnings = " ".join(w.value for w in at.warning)
+        assert needle in warnings
+        assert check(at.session_state)
+        assert _neighbour_tables(at) if page == "neighbours" else _specs(at)
+
+
+def test_model_without_embeddings_shows_guidance(synthetic):
+    at = _run("neighbours", {"models": "alm,llama-3.2-1b"})
+    assert not at.exception
+    codes = [c.value for c in at.code]
+    assert "python -m core embed --model llama-3.2-1b --ship" in codes
+    assert "not computed" in _texts(at)
+    at = _run("precision", {"models": "alm,clip-vit-b-32"})
+    assert "python -m core embed --model clip-vit-b-32 --ship" in [c.value for c in at.code]
+
+
+# ------------------------------------------------------------------------------------------ P@k
+def test_precision_curves_bands_heatmap(synthetic):
+    at = _run("precision")
+    assert not at.exception
+    curves, heat = _specs(at)
+    names = [t.get("name", "") for t in curves["data"]]
+    assert "chance k/(n−1)" in names
+    assert any("vs smollm2-135m" in n for n in names) and any("vs bag-of-words" in n for n in names)
+    bow = next(t for t in curves["data"] if t.get("name", "").endswith("vs bag-of-words"))
+    assert bow["line"]["dash"] == "dash"  # baselines drawn distinctly
+    n_fill = sum(1 for t in curves["data"] if t.get("fill") == "toself")
+    assert n_fill >= 6  # permutation band + bootstrap CI per pair
+    z = np.array(heat["data"][0]["z"], dtype=float) if isinstance(heat["data"][0]["z"], list) else None
+    at.slider(key="w_k").set_value(3).run()
+    _, heat3 = _specs(at)
+    assert heat3["data"][0]["z"] != heat["data"][0]["z"]
+    tab = _tables(at, "P@k")[0]
+    assert len(tab) and "p_perm" in tab
+    at.toggle(key="p_perm").set_value(False).run()
+    at.toggle(key="p_boot").set_value(False).run()
+    assert sum(1 for t in _specs(at)[0]["data"] if t.get("fill") == "toself") == 0
+    assert any(b.label.startswith("Download all curves") for b in at.get("download_button"))
+    del z
+
+
+# ------------------------------------------------------------------------------------------ Procrustes UMAP
+def test_procrustes_page_colour_selection_and_ref(synthetic):
+    at = _run("procrustes", {"ref": "alm", "colour_by": "object"})
+    assert not at.exception
+    multiples = _specs(at)[0]
+    legend = [t["name"] for t in multiples["data"] if t.get("showlegend")]
+    assert set(legend) == {"ball", "box", "key", "door"}
+    at.session_state["umap_multiples"] = {"selection": {"points": [{"customdata": {"0": 5}}, {"customdata": [9]}],
+                                                        "point_indices": [5, 9], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert at.session_state["umap_sel"] == [5, 9]
+    panels = [t for t in _specs(at)[0]["data"] if t.get("x") and t.get("mode") == "markers" and not t.get("showlegend")]
+    assert len(panels) == 3 and all(list(p["selectedpoints"]) == [5, 9] for p in panels)
+    stats = _tables(at, "disparity")[0]
+    assert set(stats["model"]) == {"smollm2-135m", "all-minilm-l6-v2"}
+    assert ((stats["disparity"] >= 0) & (stats["disparity"] <= 1)).all()
+    disp = _tables(at, "mean")
+    assert disp and len(disp[-1]) == 108
+    at.selectbox(key="w_ref_u").set_value("smollm2-135m").run()
+    assert _qp(at, "ref") == "smollm2-135m"
+
+
+# ------------------------------------------------------------------------------------------ agent
+def test_agent_page_steps_plays_and_exports(synthetic):
+    at = _run("agent", {"instruction": INSTR[3], "env": "2"}, timeout=180)
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["env"] == 2 and _qp(at, "env") == "2"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Outcome"] in ("success ✅", "failure ❌") and "steps" in metrics["Episode length"]
+    assert len(at.image) == 1
+    specs = _specs(at)
+    assert len(specs) == 2 and len(specs[0]["data"][0]["x"]) == 7  # action probabilities over 7 actions
+    assert at.session_state["step"] == 0
+    at.button(key="a_next").click().run()
+    assert at.session_state["step"] == 1 and _qp(at, "step") == "1"
+    at.button(key="a_back").click().run()
+    assert at.session_state["step"] == 0
+    at.toggle(key="w_playing").set_value(True).run()
+    at.run()  # AppTest does not tick run_every by itself: each run() is one tick
+    assert at.session_state["step"] >= 1
+    at.toggle(key="w_playing").set_value(False).run()
+    assert any(b.label.startswith("Export this episode as a GIF") for b in at.get("download_button"))
+    at.segmented_control(key="w_view").set_value("agent").run()
+    assert not at.exception and _qp(at, "view") == "agent"
