@@ -1,0 +1,164 @@
+"""Real-browser end-to-end tests: ``streamlit run app.py`` on a free localhost port, driven by Debian's Chromium
+through Python Playwright (never ``playwright install``). Runs on the shipped ``assets/``.
+
+Skipped with a reason when /usr/bin/chromium or the playwright package is absent (``.ci/run`` -> ``make test``
+apt-installs chromium when root).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, quote_plus, urlparse
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+pytestmark = [pytest.mark.e2e]
+if not Path(CHROMIUM).exists():
+    pytestmark.append(pytest.mark.skip(reason=f"{CHROMIUM} not found (apt-get install -y chromium; `make test` "
+                                              "does it when run as root)"))
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover
+    pytestmark.append(pytest.mark.skip(reason="the playwright python package is not installed"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    port = _free_port()
+    env = {**os.environ}
+    env.pop("ALVA_ASSETS_DIR", None)  # the shipped assets
+    log = open(os.path.join(env.get("ALVA_CACHE_DIR", "/tmp"), f"streamlit-e2e-{port}.log"), "w")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
+                             "--server.address=127.0.0.1", f"--server.port={port}",
+                             "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.1)
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early, see {log.name}")
+        else:
+            raise RuntimeError("streamlit did not become healthy in 60 s")
+        yield url
+    finally:
+        proc.terminate()  # by handle, never by name
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless=new", *ARGS])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1800}, accept_downloads=True)
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+def wait_for_app_run(page, timeout=90_000):
+    page.wait_for_timeout(300)
+    page.locator("[data-testid='stApp'][data-test-connection-state='CONNECTED']").wait_for(state="attached",
+                                                                                          timeout=timeout)
+    page.locator("[data-testid='stApp'][data-test-script-state='notRunning']").wait_for(state="attached",
+                                                                                       timeout=timeout)
+
+
+def query(page) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+@pytest.mark.parametrize("path,title", [("", "Overview"), ("agent", "Agent"), ("neighbours", "Neighbours"),
+                                        ("precision", "P@k"), ("procrustes", "Procrustes UMAP")])
+def test_each_page_loads_without_exception(app_url, page, path, title):
+    page.goto(f"{app_url}/{path}")
+    wait_for_app_run(page)
+    expect(page.locator("h1").first).to_have_text(title, timeout=30_000)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    assert query(page).get("k") == "15"  # the state is mirrored in the URL
+
+
+def test_hostile_deep_link_shows_a_message(app_url, page):
+    page.goto(f"{app_url}/neighbours?k=500&instruction=fly+to+the+moon")
+    wait_for_app_run(page)
+    alerts = page.locator("[data-testid='stAlert']")
+    expect(alerts.filter(has_text="out of range").first).to_be_visible()
+    expect(alerts.filter(has_text="unknown word").first).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    assert query(page)["k"] == "15" and query(page)["instruction"] == "go to the red ball"
+
+
+def test_click_a_neighbour_changes_the_selection(app_url, page):
+    page.goto(f"{app_url}/neighbours?instruction={quote_plus('go to the red ball')}&k=5&models=bag-of-words")
+    wait_for_app_run(page)
+    grid = page.locator("[data-testid='stDataFrame']").first
+    grid.wait_for(state="visible")
+    box = grid.bounding_box()
+    # glide-data-grid: header row 35 px, rows 35 px; the row-selection marker column is at the far left
+    y = box["y"] + 35 + 35 * 1 + 17  # second neighbour
+    page.mouse.move(box["x"] + 15, y)
+    page.mouse.click(box["x"] + 15, y)
+    page.wait_for_function("() => !decodeURIComponent(location.search).replace(/\\+/g, ' ')"
+                           ".includes('instruction=go to the red ball')", timeout=30_000)
+    wait_for_app_run(page)
+    new = query(page)["instruction"]
+    assert new != "go to the red ball"
+    sidebar = page.locator("[data-testid='stSidebar']")
+    expect(sidebar).to_contain_text(new)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_agent_steps_plays_and_exports_a_gif(app_url, page, tmp_path):
+    page.goto(f"{app_url}/agent?instruction={quote_plus('pick up the blue key')}&env=1")
+    wait_for_app_run(page)
+    expect(page.locator("h1").first).to_have_text("Agent")
+    if page.get_by_text("No agent checkpoint is shipped").count():
+        pytest.skip("no agent checkpoint in assets/agents")
+    expect(page.get_by_text(re.compile(r"step 0 of \d+"))).to_be_visible(timeout=60_000)
+    for _ in range(3):
+        page.get_by_role("button", name="▶", exact=True).click()
+        wait_for_app_run(page)
+    expect(page.get_by_text(re.compile(r"step 3 of \d+"))).to_be_visible()
+    page.get_by_text("▶ Play", exact=True).click()
+    page.wait_for_timeout(2500)
+    page.get_by_text("▶ Play", exact=True).click()
+    wait_for_app_run(page)
+    txt = page.get_by_text(re.compile(r"step \d+ of \d+")).first.inner_text()
+    assert int(re.search(r"step (\d+)", txt).group(1)) > 3
+    with page.expect_download(timeout=60_000) as dl:
+        page.get_by_role("button", name=re.compile("Export this episode as a GIF")).click()
+    path = tmp_path / "episode.gif"
+    dl.value.save_as(path)
+    assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
