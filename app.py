@@ -4,6 +4,10 @@ Declares the pages (st.navigation over ``pages/``), the page config, and the cro
 instruction, models, k, agent seed) kept in session state and mirrored in the URL query parameters, so every
 view is a shareable deep link. Pages are thin: they call :mod:`core` through the cached loaders of :mod:`ui`.
 """
+import os
+import sys
+import time
+
 import streamlit as st
 
 st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Action", page_icon="🧭",
@@ -31,4 +35,7 @@ with st.sidebar:
     st.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "
                "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
 
+_t0 = time.perf_counter()
 pg.run()
+if os.environ.get("ALVA_TIMING"):  # bench/app.py reads these lines: server-side script time of a full run
+    print(f"[alva-timing] {pg.url_path or 'overview'} {time.perf_counter() - _t0:.4f}", file=sys.stderr, flush=True)

@@ -23,7 +23,7 @@ if not alm_seeds:
 if st.session_state["seed"] not in alm_seeds:
     st.session_state["seed"] = alm_seeds[0]
 
-c1, c2, c3, c4 = st.columns([3, 1, 1, 1])
+c1, c2, c3, c4 = st.columns([3, 1, 1, 2])
 with c1:
     instr = instruction_picker()
 with c2:
@@ -33,6 +33,7 @@ with c3:
                     help="Episode index in the 'show' split: a room layout never used for training or evaluation.")
 with c4:
     st.segmented_control("View", state.VIEWS, format_func=lambda v: {"room": "Whole room", "agent": "Agent's 7×7 view"}[v],
+                         help="The room as seen from above, or what the agent sees (its 7×7 egocentric window).",
                          **state.bind("w_view", "view"))
     if st.session_state["view"] not in state.VIEWS:
         state.select("view", "room")
@@ -58,7 +59,8 @@ st.session_state.setdefault("playing", False)
 m1, m2, m3 = st.columns(3)
 m1.metric("Outcome", "success ✅" if ep["success"] else "failure ❌")
 m2.metric("Episode length", f"{ep['length']} steps")
-m3.metric("Environment seed", env_seed, help=f"core.env.episode_seed('show', 0, {env_index})")
+m3.metric("Episode", f"#{env_index}", help=f"minigrid reset seed {env_seed} = core.env.episode_seed('show', 0, "
+                                             f"{env_index}): a layout never used in training or evaluation")
 
 st.toggle("▶ Play", **state.bind("w_playing", "playing"),
           help="Plays about two steps a second; pause to step or scrub.")
@@ -116,10 +118,10 @@ def player():
             st.rerun()
         _step(+1)
     b = st.columns([1, 1, 1, 1, 6])
-    b[0].button("⏮", key="a_first", on_click=_step, kwargs={"to": 0}, disabled=playing, help="first step")
+    b[0].button("|◀", key="a_first", on_click=_step, kwargs={"to": 0}, disabled=playing, help="first step")
     b[1].button("◀", key="a_back", on_click=_step, args=(-1,), disabled=playing, help="one step back")
     b[2].button("▶", key="a_next", on_click=_step, args=(+1,), disabled=playing, help="one step forward")
-    b[3].button("⏭", key="a_last", on_click=_step, kwargs={"to": last}, disabled=playing, help="last step")
+    b[3].button("▶|", key="a_last", on_click=_step, kwargs={"to": last}, disabled=playing, help="last step")
     if last > 0:
         b[4].slider("Step", 0, last, disabled=playing, **state.bind("w_step", "step"))
     t = int(st.session_state["step"])

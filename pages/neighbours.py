@@ -49,7 +49,7 @@ else:
 if not models:
     st.info("Pick at least one model above.")
 
-PER_ROW = 4
+PER_ROW = 3
 for row_start in range(0, len(models), PER_ROW):
     cols = st.columns(PER_ROW)
     for col, name in zip(cols, models[row_start:row_start + PER_ROW]):
@@ -67,14 +67,16 @@ for row_start in range(0, len(models), PER_ROW):
                 df["agent"] = ["✓" if j in agent_set else "" for j in idx[i]]
                 if not (name == ref and s == ref_seed):
                     p = data.per_item(tok, ref, ref_seed, name, s, k)[i]
-                    st.metric(f"P@{k} vs agent, this instruction", f"{p:.2f}",
-                              help=f"|shared neighbours| / k = {int(round(p * k))}/{k}")
+                    st.metric(f"P@{k} vs agent (this instruction)", f"{p:.2f}",
+                              help=f"shared neighbours / k = {int(round(p * k))}/{k}")
                 else:
-                    st.metric(f"P@{k} vs agent, this instruction", "1.00 (the agent)")
+                    st.metric(f"P@{k} vs agent (this instruction)", "—", help="This column is the agent itself.")
             ev = st.dataframe(df, hide_index=True, key=f"nb_{name}_{i}_{k}", on_select="rerun",
                               selection_mode="single-row", height=min(35 * (k + 1) + 3, 560),
-                              column_config={"cosine": st.column_config.NumberColumn(format="%.3f"),
-                                             "#": st.column_config.NumberColumn(width="small")})
+                              column_config={"cosine": st.column_config.NumberColumn(format="%.3f", width=60),
+                                             "#": st.column_config.NumberColumn(width=30),
+                                             "neighbour": st.column_config.TextColumn(width="medium"),
+                                             "agent": st.column_config.TextColumn(width=50)})
             rows = ev["selection"]["rows"] if ev else []
             if rows:
                 state.select("instruction", INSTRUCTIONS[int(idx[i][rows[0]])])

@@ -214,7 +214,7 @@ def _field(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-@st.cache_resource(max_entries=6, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
 def episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
     """One rollout of a shipped agent, normalised for display (frames t = 0..T, per-step decisions t < T)."""
     from core import rollout as R
