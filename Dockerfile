@@ -14,11 +14,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf 
 # Hugging Face Spaces run the container as uid 1000
 RUN useradd -m -u 1000 user
 USER user
+# NUMBA_CACHE_DIR: numba (umap-learn) needs a writable cache dir as a non-root user (lmcinnes/umap#715).
+# ALVA_CACHE_DIR: the diskcache store for anything not shipped in assets/report (computed on first use).
+# One BLAS/OpenMP thread: the app only does small (108-item) matrix work.
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
-    # numba (umap-learn) needs a writable cache dir as a non-root user (lmcinnes/umap#715)
     NUMBA_CACHE_DIR=/home/user/.cache/numba \
-    # the diskcache store for anything not shipped in assets/report (recomputed on first use)
     ALVA_CACHE_DIR=/home/user/.cache/alva \
     MPLCONFIGDIR=/home/user/.cache/matplotlib \
     OMP_NUM_THREADS=1 \
