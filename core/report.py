@@ -185,6 +185,10 @@ def pair_stats(A: np.ndarray, B: np.ndarray, n_boot: int = N_BOOT, n_perm: int =
     return _artefact("report.pair", pair_params(A, B, n_boot, n_perm, seed), compute)
 
 
+def procrustes_params(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: int = STAT_SEED) -> dict[str, Any]:
+    return {"v": REPORT_VERSION, "a": fingerprint(A), "b": fingerprint(B), "n_perm": int(n_perm), "seed": int(seed)}
+
+
 def procrustes_stats(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: int = STAT_SEED) -> dict[str, Any]:
     """Full-space orthogonal Procrustes of B onto A (metrics.procrustes): disparity, permutation p, residuals."""
     def compute() -> dict[str, Any]:
@@ -192,9 +196,17 @@ def procrustes_stats(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: i
         return {"disparity": float(r.disparity), "p_value": float(r.p_value), "residuals": r.residuals,
                 "dim_used": int(r.dim_used), "pca": bool(r.pca), "n_perm": int(n_perm), "seed": int(seed)}
 
-    params = {"v": REPORT_VERSION, "a": fingerprint(A), "b": fingerprint(B), "n_perm": int(n_perm),
-              "seed": int(seed)}
-    return _artefact("report.procrustes", params, compute)
+    return _artefact("report.procrustes", procrustes_params(A, B, n_perm, seed), compute)
+
+
+def is_ready(stage: str, params: dict[str, Any]) -> bool:
+    """True when a result is shipped or already in the diskcache (no computation needed)."""
+    if is_shipped(stage, params):
+        return True
+    try:
+        return store.key(stage, params) in store.cache()
+    except Exception:
+        return False
 
 
 def umap_params(seed: int = UMAP_SEED) -> dict[str, Any]:
@@ -369,7 +381,7 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
 
     * pair statistics (curve, bootstrap CI, permutation null) of every reference seed vs every other space
       present (default seeds) -- what the Overview and P@k pages show by default;
-    * full-space Procrustes (disparity, permutation p, residuals) of reference seed 0 vs every space;
+    * full-space Procrustes (disparity, permutation p, residuals) of every reference seed vs every space;
     * UMAP layouts of every space present (all seeds).
     """
     global _COLLECT
@@ -389,11 +401,11 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
                     continue
                 B, _ = load_space(name, default_seed(name, rs))
                 pair_stats(R, B)
-                if rs == ref_seeds[0]:
-                    procrustes_stats(R0, B)
+                procrustes_stats(R, B)
                 log(f"pair {stem(reference, rs)} vs {stem(name, default_seed(name, rs))}")
-        for rs in ref_seeds[1:]:
-            procrustes_stats(R0, load_space(reference, rs)[0])
+            for rs2 in ref_seeds:
+                if rs2 != rs:
+                    procrustes_stats(R, load_space(reference, rs2)[0])
         headline_table(reference)
         if layouts:
             for name, s in spaces:

@@ -171,10 +171,14 @@ else:
 st.subheader("Disparity (full embeddings)")
 rows = []
 ref_seed = data.space_seed(ctx, ref, agent_seed)
+need = [data.label(m, s) for m, s in spaces if m != ref and not data.procrustes_ready(tok, ref, ref_seed, m, s)]
+with st.spinner(f"Procrustes permutation tests ({report.N_PERM} shuffles) for {', '.join(need)}; cached "
+                "afterwards…") if need else nullcontext():
+    stats = {m: data.procrustes_stats(tok, ref, ref_seed, m, s) for m, s in spaces if m != ref}
 for m, s in spaces:
     if m == ref:
         continue
-    pr = data.procrustes_stats(tok, ref, ref_seed, m, s)
+    pr = stats[m]
     rows.append({"model": data.label(m, s), "family": ctx["families"].get(m), "disparity": pr["disparity"],
                  "permutation p": pr["p_value"], "dims used": pr["dim_used"], "PCA first": pr["pca"],
                  "2-D layout disparity": disp2d[m]})

@@ -166,6 +166,10 @@ def precision_matrix(tok: str, spaces: tuple[tuple[str, int | None], ...], k: in
     return metrics.precision_matrix({label(n, s): _space(tok, n, s)[0] for n, s in spaces}, k)
 
 
+def procrustes_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
+    return report.is_ready("report.procrustes", report.procrustes_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0]))
+
+
 @st.cache_resource(max_entries=128, show_spinner=False)
 def procrustes_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict[str, Any]:
     return report.procrustes_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
