@@ -324,7 +324,8 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
 
 
 def agent_success() -> pd.DataFrame:
-    """One row per shipped agent manifest (assets/agents/*.json): success overall and per verb if recorded."""
+    """One row per shipped agent manifest (assets/agents/*.json, written by core.train): overall success and
+    success per verb, the number of evaluation episodes, optimizer steps and the network config."""
     rows = []
     for p in sorted((store.assets_dir() / "agents").glob("*.json")):
         try:
@@ -337,20 +338,16 @@ def agent_success() -> pd.DataFrame:
         row = {"agent": p.stem, "variant": man.get("name", p.stem.rsplit("-s", 1)[0]), "seed": man.get("seed"),
                "success": _as_float(overall)}
         if isinstance(succ, dict):
-            for key in ("by_verb", "per_verb", "verb"):
-                if isinstance(succ.get(key), dict):
-                    for v, x in succ[key].items():
-                        row[f"success: {v}"] = _as_float(x)
-            for key in ("episodes", "n_episodes", "episodes_per_instruction"):
-                if key in succ:
-                    row[key.replace("_", " ")] = succ[key]
-        for key in ("optimizer_steps", "vision", "word_init", "done_action"):
-            if key in man:
-                row[key.replace("_", " ")] = man[key]
+            for v, x in (succ.get("per_verb") or {}).items():
+                row[f"success: {v}"] = _as_float(x)
+            if "episodes" in succ:
+                row["eval episodes"] = succ["episodes"]
         cfg = man.get("agent_config") or {}
-        for key in ("vision", "word_init", "done_action"):
-            if key in cfg and key.replace("_", " ") not in row:
+        for key in ("word_init", "vision", "done_action"):
+            if key in cfg:
                 row[key.replace("_", " ")] = cfg[key]
+        if "optimizer_steps" in man:
+            row["optimizer steps"] = man["optimizer_steps"]
         rows.append(row)
     return pd.DataFrame(rows)
 
