@@ -67,7 +67,7 @@ fig = go.Figure()
 fig.add_trace(go.Scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
                          line=dict(color="black", dash="dot", width=1.5)))
 rows = []
-ref_seeds = [s for s in report.seeds_of(ref) if s is not None]
+ref_seeds = ctx["seeds_of"].get(ref, [])
 ci, bi = 0, 0
 
 

@@ -100,7 +100,8 @@ def _context(tok: str) -> dict[str, Any]:
             "kinds": dict(zip(inv["name"], inv["kind"])), "families": dict(zip(inv["name"], inv["family"])),
             "commands": dict(zip(inv["name"], inv["compute_command"])),
             "install": dict(zip(inv["name"], inv["install"])),
-            "seeded": {n: bool(s) for n, s in zip(inv["name"], inv["seeds"])}}
+            "seeded": {n: bool(s) for n, s in zip(inv["name"], inv["seeds"])},
+            "seeds_of": {n: [s for s in report.seeds_of(n) if s is not None] for n in known}}
 
 
 # ------------------------------------------------------------------------------------------ spaces
@@ -113,7 +114,10 @@ def _space(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, dict]:
 
 def space_seed(ctx: dict[str, Any], name: str, agent_seed: int) -> int | None:
     """The seed file used for ``name``: the agent seed for seeded entries that have it, else the first present."""
-    return report.default_seed(name, agent_seed) if ctx["seeded"].get(name) else None
+    if not ctx["seeded"].get(name):
+        return None
+    seeds = ctx["seeds_of"].get(name) or []
+    return agent_seed if agent_seed in seeds else (seeds[0] if seeds else None)
 
 
 def space(tok: str, ctx: dict[str, Any], name: str, agent_seed: int) -> tuple[np.ndarray, dict, int | None]:
