@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,7 @@ def test_overview_headline_and_not_computed(synthetic):
     assert row["paper (reported)"].startswith("decoder-only LLMs")
     text = _texts(at)
     assert "Not computed here" in text and "llama-3.2-1b" in text
+    assert re.search(r"untrained\*\* agent \(`untrained-alm-s0`.*P@15 = \*\*0\.\d\d\*\* against bag-of-words", text)
     inv = _tables(at, "compute command")[0]
     llama = inv[inv["name"] == "llama-3.2-1b"].iloc[0]
     assert not llama["present"] and "python -m core embed --model llama-3.2-1b" in llama["compute command"]
