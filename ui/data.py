@@ -159,10 +159,18 @@ def pair_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict
     return report.pair_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
 
 
+@st.cache_resource(show_spinner=False)
+def _ready_memo() -> dict:
+    """Artefacts known to be shipped or cached (server-wide; an artefact never becomes un-ready for a token)."""
+    return {}
+
+
 def pair_stats_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
-    A, B = _space(tok, a, sa)[0], _space(tok, b, sb)[0]
-    params = report.pair_params(A, B)
-    return report.is_shipped("report.pair", params) or store.key("report.pair", params) in store.cache()
+    memo, key = _ready_memo(), ("pair", tok, a, sa, b, sb)
+    if not memo.get(key):
+        A, B = _space(tok, a, sa)[0], _space(tok, b, sb)[0]
+        memo[key] = report.is_ready("report.pair", report.pair_params(A, B))
+    return memo[key]
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -171,7 +179,11 @@ def precision_matrix(tok: str, spaces: tuple[tuple[str, int | None], ...], k: in
 
 
 def procrustes_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
-    return report.is_ready("report.procrustes", report.procrustes_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0]))
+    memo, key = _ready_memo(), ("procrustes", tok, a, sa, b, sb)
+    if not memo.get(key):
+        memo[key] = report.is_ready("report.procrustes",
+                                    report.procrustes_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0]))
+    return memo[key]
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -187,7 +199,10 @@ def layout(tok: str, name: str, seed: int | None) -> np.ndarray:
 
 
 def layout_ready(tok: str, name: str, seed: int | None) -> bool:
-    return report.layout_is_ready(_space(tok, name, seed)[0])
+    memo, key = _ready_memo(), ("layout", tok, name, seed)
+    if not memo.get(key):
+        memo[key] = report.layout_is_ready(_space(tok, name, seed)[0])
+    return memo[key]
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
