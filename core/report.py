@@ -388,9 +388,8 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
     try:
         ref_seeds = seeds_of(reference)
         if not ref_seeds:
-            raise LookupError(f"the reference {reference!r} has no embeddings: nothing to ship")
+            log(f"warning: the reference {reference!r} has no embeddings: shipping the UMAP layouts only")
         spaces = present_spaces()
-        R0, _ = load_space(reference, ref_seeds[0])
         for rs in ref_seeds:
             R, _ = load_space(reference, rs)
             for name in dict.fromkeys(n for n, _ in spaces):
@@ -403,7 +402,8 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
             for rs2 in ref_seeds:
                 if rs2 != rs:
                     procrustes_stats(R, load_space(reference, rs2)[0])
-        headline_table(reference)
+        if ref_seeds:
+            headline_table(reference)
         if layouts:
             for name, s in spaces:
                 layout(load_space(name, s)[0])

@@ -348,3 +348,35 @@ def test_pages_import_no_torch_or_umap(synthetic):
                        env={**os.environ, "ALVA_ASSETS_DIR": str(synthetic)})
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert r.stdout.count("[]") == 4
+
+
+def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):
+    """core.report: shipped artefacts are read back without recomputation; changing an embedding file makes
+    its artefacts stale (listed by check(), recomputed instead of read)."""
+    import shutil
+
+    d = tmp_path / "assets"
+    shutil.copytree(synthetic, d)
+    monkeypatch.setenv("ALVA_ASSETS_DIR", str(d))
+    report._load_shipped.cache_clear()
+    out = report.ship(log=lambda _msg: None)
+    index = json.loads((out / "index.json").read_text())
+    kinds = [k.split(":")[0] for k in index["entries"]]
+    assert kinds.count("report.umap") == 7 and kinds.count("report.pair") == 2 * 4
+    assert kinds.count("report.procrustes") == 2 * 4 + 2
+    assert report.check() == []
+    calls = []
+    monkeypatch.setattr(store, "cached", lambda *a, **k: calls.append(a[0]) or (_ for _ in ()).throw(
+        AssertionError(f"recomputed {a[0]}")))
+    table = report.headline_table()
+    assert not calls
+    row = table[table["model"] == "smollm2-135m"].iloc[0]
+    assert 0 < row["P@15"] <= 1 and row["p_perm"] == pytest.approx(1 / 1001)
+    # change one model's embeddings: its artefacts no longer match
+    from core.embedders import load_embeddings
+
+    X, man = load_embeddings("smollm2-135m")
+    store.save_embeddings("smollm2-135m", X[::-1].copy(), INSTR, man, d / "embeddings")
+    assert any(s.startswith("smollm2-135m") for s in report.check())
+    with pytest.raises(AssertionError, match="recomputed report.pair"):
+        report.headline_table()
