@@ -76,6 +76,7 @@ class AgentConfig:
     vision: str = "symbolic"  # "symbolic" | "resnet-hybrid"
     word_init: str = "identity"  # "identity" | "identical" | "random"
     done_action: bool = False  # trained for the done-action env (otherwise `done` is masked)
+    prev_action: bool = True  # feed the previous action (a cheap memory); False = memoryless policy
     d_model: int = 128
     n_heads: int = 4
     lang_layers: int = 2
@@ -298,6 +299,8 @@ class ALM(nn.Module):
         tok, mask, e_l = tok_u[inverse], mask_u[inverse], el_u[inverse]
         # vision: minigrid's [x, y] -> display [row, col]
         grid = images.transpose(1, 2).long()
+        if not self.config.prev_action:
+            prev_actions = torch.full_like(prev_actions, START_ACTION)
         ctx = self.direction(directions.long()) + self.prev_action(prev_actions.long())
         vis = self.vision_mlp(self.vision(grid) + ctx.unsqueeze(1))
         # cross-attention: language queries, visual keys/values

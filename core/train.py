@@ -46,12 +46,17 @@ class TrainConfig:
     word_init: str = "identity"
     done_action: bool = False  # done-mode env + done-mode demos
     resnet_weights: str = "imagenet"
+    prev_action: bool = True  # the previous action as input (memory)
+    d_model: int = 128  # width (the shipped agents use 128: E_L is 128-d); smaller only for quick tests
+    lang_ff: int = 512
+    head_hidden: int = 256
     # data
+    verbs: tuple[str, ...] = ()  # train/evaluate on the instructions with these verbs only (default: all 108)
     demos: int = 50_000  # expert episodes (cached; balanced over the 108 instructions)
     demo_seed: int = 0
     demo_workers: int = 2
     # optimisation
-    steps: int = 2500
+    steps: int = 2000
     batch_size: int = 256
     lr: float = 1e-3
     min_lr_frac: float = 0.05  # cosine decays to lr * min_lr_frac
@@ -60,18 +65,25 @@ class TrainConfig:
     grad_clip: float = 1.0
     threads: int = 2
     # evaluation and checkpoints
-    eval_every: int = 500  # quick success check + resumable state every N steps (0 = never)
+    eval_every: int = 250  # quick success check + resumable state every N steps (0 = never)
     eval_episodes: int = 2  # per instruction, quick check (eval-seed 1)
     final_episodes: int = 20  # per instruction, final reported success (eval-seed 0)
     out: str = ""  # checkpoint path; default assets/agents/<name>-s<seed>.pt
     resume: bool = False
+    stop_after: int = 0  # > 0: stop after this many steps, leaving the resumable state (time-boxed runs, tests)
     progress: bool = True
 
     def agent_config(self):
         from .agent import AgentConfig
 
         return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
-                           resnet_weights=self.resnet_weights)
+                           resnet_weights=self.resnet_weights, d_model=self.d_model, lang_ff=self.lang_ff,
+                           head_hidden=self.head_hidden, prev_action=self.prev_action, instructions=tuple(self.instructions()))
+
+    def instructions(self) -> list[str]:
+        from .instructions import DEFAULT_GRAMMAR
+
+        return instruction_set(DEFAULT_GRAMMAR.subset(verbs=self.verbs)) if self.verbs else instruction_set()
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(done_action=self.done_action)
@@ -126,7 +138,7 @@ def train(cfg: TrainConfig, command: str | None = None):
     t_start = time.perf_counter()
     # 1. data
     demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
-                     progress=cfg.progress)
+                     instructions=cfg.instructions(), progress=cfg.progress)
     data = demo_tensors(demos)
     n = len(data["actions"])
     # 2. model, optimiser, RNG for batch order
@@ -134,20 +146,23 @@ def train(cfg: TrainConfig, command: str | None = None):
     opt = _optimizer(agent, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
+    loss_ema = acc_ema = None
     state_path = cfg.state_path()
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
-        if st["config"] != asdict(cfg) | {"resume": st["config"]["resume"], "progress": st["config"]["progress"]}:
+        free = ("resume", "progress", "stop_after")  # options that do not change the result
+        if {k: v for k, v in st["config"].items() if k not in free} != {k: v for k, v in asdict(cfg).items()
+                                                                          if k not in free}:
             raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
         agent.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         perm, pos, step, history, train_time = st["perm"], st["pos"], st["step"], st["history"], st["train_time"]
+        loss_ema, acc_ema = st["loss_ema"], st["acc_ema"]
         print(f"resumed from {state_path} at step {step}", file=sys.stderr)
     # 3. optimisation
     agent.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}-s{cfg.seed}", disable=not cfg.progress)
-    loss_ema = acc_ema = None
     t_seg = time.perf_counter()
     while step < cfg.steps:
         if pos + cfg.batch_size > n:  # new epoch
@@ -172,7 +187,8 @@ def train(cfg: TrainConfig, command: str | None = None):
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             train_time += time.perf_counter() - t_seg
             agent.eval()
-            table = evaluate(agent, episodes_per_instruction=cfg.eval_episodes, seed=1, progress=False)
+            table = evaluate(agent, episodes_per_instruction=cfg.eval_episodes, seed=1, progress=False,
+                             instructions=agent.config.instructions)
             agent.train()
             history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
                             "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
@@ -183,15 +199,23 @@ def train(cfg: TrainConfig, command: str | None = None):
             state_path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"config": asdict(cfg), "model": agent.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "perm": perm, "pos": pos, "step": step,
-                        "history": history, "train_time": train_time}, state_path)
+                        "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema},
+                       state_path)
             t_seg = time.perf_counter()
+        if cfg.stop_after and step >= cfg.stop_after and step < cfg.steps:
+            bar.close()
+            if not (cfg.eval_every and step % cfg.eval_every == 0):
+                raise ValueError("stop_after must be a multiple of eval_every (the resumable state is saved there)")
+            print(f"stopped after step {step}; resume with --resume ({state_path})", file=sys.stderr)
+            return None
     bar.close()
     if not (cfg.eval_every and step % cfg.eval_every == 0):
         train_time += time.perf_counter() - t_seg
     # 4. final evaluation and checkpoint
     agent.eval()
     t_eval = time.perf_counter()
-    table = evaluate(agent, episodes_per_instruction=cfg.final_episodes, seed=0, progress=cfg.progress)
+    table = evaluate(agent, episodes_per_instruction=cfg.final_episodes, seed=0, progress=cfg.progress,
+                     instructions=agent.config.instructions)
     summary = summarise(table)
     import torch as _t
 
@@ -323,6 +347,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--final-episodes", type=int, default=d.final_episodes, help="per instruction, final")
     p.add_argument("--out", default="", help="checkpoint path (default assets/agents/<name>-s<seed>.pt)")
     p.add_argument("--resume", action="store_true", help="continue from cache/train/<name>-s<seed>.state.pt")
+    p.add_argument("--stop-after", type=int, default=0,
+                   help="stop after N steps (a multiple of --eval-every), leaving a state for --resume")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -340,7 +366,7 @@ def cli(argv: list[str]) -> int:
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
-                      resume=args.resume, progress=not args.no_progress)
+                      resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     train(cfg, command=command)
     return 0

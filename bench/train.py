@@ -1,0 +1,112 @@
+"""Training speed of the ALM on this machine (a plain script, not a test).
+
+    .venv/bin/python bench/train.py                      # samples/s of the shipped config (+ shipped runs' figures)
+    .venv/bin/python bench/train.py --full --seed 0      # a real training run: wall time to reach 0.90 success
+    .venv/bin/python bench/train.py --resnet             # resnet-hybrid throughput (random-init weights)
+
+Figures printed:
+1. forward+backward+AdamW samples/s for the shipped config (symbolic vision, batch 256) at 1 and 2 torch threads,
+   measured over ``--steps`` optimiser steps after 5 warm-up steps; the machine's load average is printed next to
+   it because the 2 cores are often shared (the numbers scale with what is left of them);
+2. from the shipped manifests (assets/agents/alm-s*.json): the training time and samples/s of each shipped run and
+   the training time at which its quick success check (2 episodes per instruction, eval-seed 1) first reached
+   0.90 -- these were measured while the run happened, under whatever load the machine had then;
+3. with ``--full``: trains the shipped config from scratch (``python -m core train`` with the shipped options
+   and its checkpoint written under bench/out/) and reports the same figure for this machine now.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def samples_per_s(threads: int, batch: int, steps: int, vision: str = "symbolic") -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from core.agent import AgentConfig, build_agent
+    from core.demos import generate
+    from core.train import demo_tensors
+
+    torch.set_num_threads(threads)
+    data = demo_tensors(generate(2000 if vision == "symbolic" else 200, progress=False))
+    cfg = AgentConfig(vision=vision, resnet_weights="random") if vision != "symbolic" else AgentConfig()
+    agent = build_agent(cfg, 0).train()
+    opt = torch.optim.AdamW(agent.parameters(), 1e-3)
+    n = len(data["actions"])
+    g = torch.Generator().manual_seed(0)
+    for i in range(steps + 5):
+        if i == 5:
+            t = time.perf_counter()
+        idx = torch.randint(0, n, (batch,), generator=g)
+        loss = F.cross_entropy(agent(data["instr"][idx], data["images"][idx], data["directions"][idx],
+                                     data["prev_actions"][idx]), data["actions"][idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def shipped_figures() -> None:
+    from core import store
+
+    rows = sorted((store.assets_dir() / "agents").glob("*.json"))
+    if not rows:
+        print("no shipped agent manifests in assets/agents/")
+        return
+    print(f"{'agent':<24}{'steps':>7}{'train s':>9}{'samples/s':>11}{'to 0.90 (s)':>13}{'success':>9}")
+    for p in rows:
+        m = json.loads(p.read_text())
+        first = next((h for h in m.get("history", []) if h["quick_success"] >= 0.90), None)
+        reach = f"{first['train_time_s']:.0f}" if first else "never"
+        print(f"{p.stem:<24}{m['optimizer_steps']:>7}{m['training_time_s']:>9.0f}{m['samples_per_s']:>11.0f}"
+              f"{reach:>13}{m['success']['overall']:>9.3f}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=30, help="timed optimiser steps per throughput figure")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--full", action="store_true", help="train the shipped config and time it to 0.90")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resnet", action="store_true", help="also measure resnet-hybrid (batch 16)")
+    args = p.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    for threads in (1, 2):
+        sps = samples_per_s(threads, args.batch, args.steps)
+        print(f"symbolic, batch {args.batch}, {threads} thread(s): {sps:,.0f} samples/s "
+              f"(load average now {os.getloadavg()[0]:.2f})")
+    if args.resnet:
+        for threads in (1, 2):
+            sps = samples_per_s(threads, 16, max(3, args.steps // 10), vision="resnet-hybrid")
+            print(f"resnet-hybrid (224x224 RGB, random-init weights), batch 16, {threads} thread(s): "
+                  f"{sps:,.1f} samples/s")
+    print("\nshipped runs (measured while they trained):")
+    shipped_figures()
+    if args.full:
+        from core.train import TrainConfig, train
+
+        out = ROOT / "bench" / "out" / f"alm-s{args.seed}.pt"
+        t = time.perf_counter()
+        agent = train(TrainConfig(seed=args.seed, threads=2, eval_every=250, out=str(out)),
+                      command="bench/train.py --full")
+        wall = time.perf_counter() - t
+        m = agent.manifest
+        first = next((h for h in m["history"] if h["quick_success"] >= 0.90), None)
+        print(f"\nfull run: {m['optimizer_steps']} steps, training {m['training_time_s']:.0f} s "
+              f"({m['samples_per_s']:.0f} samples/s), wall {wall:.0f} s incl. demos and final evaluation; "
+              f"quick success first >= 0.90 at " + (f"{first['train_time_s']:.0f} s of training (step "
+                                                    f"{first['step']})" if first else "never")
+              + f"; final success {m['success']['overall']:.3f} ({m['success']['episodes']} episodes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
