@@ -17,7 +17,9 @@ from ui import data, state  # noqa: E402  (after set_page_config)
 
 tok = data.token()
 ctx = data.context(tok)
-state.init(ctx)  # each page then applies the URL (ui.widgets.setup) and writes it back (ui.widgets.finish)
+state.init(ctx)
+state.apply_query(ctx)  # the URL (deep link) -> shared state; pages repeat it (ui.widgets.setup: a no-op here) and
+#                         show what was invalid in the link, then write the state back (ui.widgets.finish)
 
 PAGES = {
     "overview": st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),

@@ -43,7 +43,9 @@ def _free_port() -> int:
 def app_url():
     port = _free_port()
     env = {**os.environ}
-    env.pop("ALVA_ASSETS_DIR", None)  # the shipped assets
+    env.pop("ALVA_ASSETS_DIR", None)  # the shipped assets (ALVA_E2E_ASSETS=dir runs them on another assets dir)
+    if os.environ.get("ALVA_E2E_ASSETS"):
+        env["ALVA_ASSETS_DIR"] = os.environ["ALVA_E2E_ASSETS"]
     log = open(os.path.join(env.get("ALVA_CACHE_DIR", "/tmp"), f"streamlit-e2e-{port}.log"), "w")
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless=true",
                              "--server.address=127.0.0.1", f"--server.port={port}",
@@ -97,6 +99,19 @@ def wait_for_app_run(page, timeout=90_000):
 
 def query(page) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
+
+
+def test_deep_link_is_the_first_request_of_a_fresh_server(app_url, page):
+    """Must stay the first test of this module (the server is fresh): a `pages/` folder makes Streamlit start in
+    legacy multipage mode until st.navigation runs; the app must still route a deep link through app.py."""
+    page.goto(f"{app_url}/neighbours?k=7&instruction={quote_plus('open the blue door')}")
+    wait_for_app_run(page)
+    expect(page.locator("h1").first).to_have_text("Neighbours")
+    nav = page.get_by_test_id("stSidebarNav")
+    expect(nav.get_by_role("link", name="Procrustes UMAP", exact=True)).to_be_visible()  # st.navigation titles
+    expect(nav.get_by_role("link", name="app", exact=True)).to_have_count(0)  # not the legacy file list
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("open the blue door")
+    assert query(page)["k"] == "7" and query(page)["instruction"] == "open the blue door"
 
 
 @pytest.mark.parametrize("path,title", [("", "Overview"), ("agent", "Agent"), ("neighbours", "Neighbours"),

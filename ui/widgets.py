@@ -16,6 +16,7 @@ def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """Start of every page: load the asset context, apply the URL (deep link) to the shared state, show what
     was wrong with it, and write the state back to the URL. Done in the page rather than only in app.py, so
     that it also holds where a page script runs on its own (AppTest runs ``pages/*.py`` directly)."""
+    _leave_legacy_pages_mode()
     tok = data.token()
     ctx = data.context(tok)
     state.init(ctx)
@@ -25,6 +26,23 @@ def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     st.session_state["_page_keys"] = list(page_keys)
     state.write_query(list(page_keys))
     return tok, ctx
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Make a deep link work on a freshly started server.
+
+    Streamlit treats an app with a ``pages/`` folder as a legacy (v1) multipage app until some session has run
+    ``st.navigation``: a first visitor arriving on ``/neighbours?...`` would get ``pages/neighbours.py`` run on
+    its own (no app.py: no page config, no navigation, wrong sidebar). Here the page notices that mode, switches
+    it off (what ``st.navigation`` itself does) and reruns, so app.py runs and routes to this page with the same
+    URL. (Pinned streamlit 1.67.0; a no-op if the attribute ever disappears.)"""
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # pragma: no cover
+        return
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def finish() -> None:
