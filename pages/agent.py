@@ -1,6 +1,7 @@
 """Agent: watch a shipped agent act on an instruction, step by step, with its action probabilities and its
 language-to-vision attention over the 7x7 view."""
 import io
+import re
 
 import numpy as np
 import plotly.graph_objects as go
@@ -45,7 +46,8 @@ with st.spinner(f"Running {agent_name} on “{instr}” (environment seed {env_s
     try:
         ep = data.episode(tok, agent_name, instr, env_seed)
     except Exception as e:  # a missing/corrupt checkpoint or an unfinished rollout module
-        st.error(f"Could not run {agent_name}: {type(e).__name__}: {e}")
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+        st.error(f"Could not run {agent_name}: {type(e).__name__}: {msg[:500]}{' …' if len(msg) > 500 else ''}")
         st.stop()
 
 frames = ep["room"] if st.session_state["view"] == "room" else (ep["pov"] or ep["room"])
