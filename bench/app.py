@@ -13,7 +13,8 @@ Starts ``streamlit run app.py`` (shipped assets, this machine's cache), drives D
   longer: it is listed separately);
 * **in-app navigation**: a click on the sidebar link until the page's script has finished (same session, the
   way a visitor moves between pages);
-* **server-side script time** of every full run (app.py + page), printed by app.py when ``ALVA_TIMING=1``:
+* **server-side script time** of every full run (app.py + page, from app.py's first line to the end of the
+  page), printed by app.py when ``ALVA_TIMING=1``:
   median and max over all runs of the benchmark, first (cold) runs included in the max;
 * **resident memory** (VmRSS, VmHWM from /proc) of the server process after visiting every page; target <= 1 GB.
 """
@@ -211,8 +212,8 @@ def main() -> int:
     timing: dict[str, list[float]] = {}
     for line in Path(log.name).read_text().splitlines():
         if line.startswith("[alva-timing]"):
-            _, page_name, secs = line.split()
-            timing.setdefault(page_name, []).append(float(secs))
+            _, page_name, secs, total = line.split()
+            timing.setdefault(page_name, []).append(float(total))
     names = {"overview": "overview", "agent": "agent", "neighbours": "neighbours", "precision": "P@k",
              "procrustes": "procrustes"}
     res["server_script_s"] = {names.get(k, k): {"median": statistics.median(v), "max": max(v), "runs": len(v)}
