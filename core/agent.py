@@ -77,6 +77,7 @@ class AgentConfig:
     word_init: str = "identity"  # "identity" | "identical" | "random"
     done_action: bool = False  # trained for the done-action env (otherwise `done` is masked)
     prev_action: bool = True  # feed the previous action (a cheap memory); False = memoryless policy
+    vision_pos_std: float = 1.0  # init std of the 7x7 position embeddings (same scale as the cell embeddings)
     d_model: int = 128
     n_heads: int = 4
     lang_layers: int = 2
@@ -139,12 +140,12 @@ class ResidualMLP(nn.Module):
 class SymbolicVision(nn.Module):
     """7x7x3 symbolic grid -> 49 tokens: object + colour + state embeddings + 2-D position."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, pos_std: float = 1.0):
         super().__init__()
         self.obj = nn.Embedding(N_OBJECTS, d)
         self.col = nn.Embedding(N_COLOURS, d)
         self.state = nn.Embedding(N_STATES, d)
-        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * 0.02)
+        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * pos_std)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:  # grid: long (B, 7[row], 7[col], 3)
         g = grid.reshape(grid.shape[0], VIEW * VIEW, 3)
@@ -178,7 +179,7 @@ def _resnet18_state(weights: str) -> tuple[dict | None, str]:
 class ResNetHybridVision(nn.Module):
     """RGB view (224x224) -> ResNet-18 stem+layer1+layer2 (ImageNet) -> layer3+layer4 (untrained) -> 7x7 tokens."""
 
-    def __init__(self, d: int, weights: str, tile: int):
+    def __init__(self, d: int, weights: str, tile: int, pos_std: float = 1.0):
         super().__init__()
         from torchvision.models import resnet18
 
@@ -194,7 +195,7 @@ class ResNetHybridVision(nn.Module):
         self.pretrained = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2)
         self.untrained = nn.Sequential(net.layer3, net.layer4)
         self.proj = nn.Linear(512, d)
-        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * 0.02)
+        self.pos = nn.Parameter(torch.randn(VIEW * VIEW, d) * pos_std)
         self.tile = tile
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
@@ -254,8 +255,8 @@ class ALM(nn.Module):
         self.lang = nn.TransformerEncoder(layer, c.lang_layers, enable_nested_tensor=False)
         self.lang_norm = nn.LayerNorm(d)
         # 2. vision + context (direction, previous action)
-        self.vision = SymbolicVision(d) if c.vision == "symbolic" else ResNetHybridVision(d, c.resnet_weights,
-                                                                                          c.rgb_tile)
+        self.vision = (SymbolicVision(d, c.vision_pos_std) if c.vision == "symbolic" else
+                       ResNetHybridVision(d, c.resnet_weights, c.rgb_tile, c.vision_pos_std))
         self.direction = nn.Embedding(4, d)
         self.prev_action = nn.Embedding(len(ACTION_NAMES) + 1, d)
         self.vision_mlp = ResidualMLP(d, d)

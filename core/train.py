@@ -56,7 +56,7 @@ class TrainConfig:
     demo_seed: int = 0
     demo_workers: int = 2
     # optimisation
-    steps: int = 2000
+    steps: int = 1500
     batch_size: int = 256
     lr: float = 1e-3
     min_lr_frac: float = 0.05  # cosine decays to lr * min_lr_frac
