@@ -93,9 +93,10 @@ def seeds_of(name: str) -> list[int | None]:
     return [None] if name in present_stems() else []
 
 
-def default_seed(name: str, preferred: int | None = None) -> int | None:
-    """``preferred`` if that seed file exists, else the first present seed (None for unseeded entries)."""
-    seeds = seeds_of(name)
+def default_seed(name: str, preferred: int | None = None, seeds: list[int | None] | None = None) -> int | None:
+    """``preferred`` if that seed file exists, else the first present seed (None for unseeded entries or when
+    none is present). ``seeds``: the seeds present, when the caller already knows them (else looked up)."""
+    seeds = seeds_of(name) if seeds is None else seeds
     if not seeds or seeds == [None]:
         return None
     return preferred if preferred in seeds else seeds[0]
@@ -236,13 +237,7 @@ def layout(X: np.ndarray, seed: int = UMAP_SEED) -> np.ndarray:
 
 def layout_is_ready(X: np.ndarray, seed: int = UMAP_SEED) -> bool:
     """True when the layout is shipped or in the diskcache (so no UMAP fit / numba JIT is needed)."""
-    params = layout_params(X, seed)
-    if is_shipped("report.umap", params):
-        return True
-    try:
-        return store.key("report.umap", params) in store.cache()
-    except Exception:
-        return False
+    return is_ready("report.umap", layout_params(X, seed))
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -353,11 +348,6 @@ def agent_success() -> pd.DataFrame:
 
 
 def _as_float(x: Any) -> float:
-    if isinstance(x, dict):
-        for key in ("rate", "mean", "success", "value"):
-            if key in x:
-                return _as_float(x[key])
-        return np.nan
     try:
         return float(x)
     except (TypeError, ValueError):

@@ -87,7 +87,7 @@ def _selected(event):
     return sorted(set(out))
 
 
-def scatter(xy, name, showlegend=False, size=7):
+def scatter(xy, name, size=7):
     return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=hover, customdata=np.arange(N),
                       hovertemplate="%{text}<extra>" + name + "</extra>", showlegend=False,
                       marker=dict(color=colours, size=size, line=dict(width=0.5, color="white")),

@@ -228,9 +228,9 @@ def test_deep_link_opens_the_right_state(synthetic):
 @pytest.mark.parametrize("params,needle,check", [
     ({"instruction": "fly to the moon"}, "unknown word", lambda ss: ss["instruction"] == INSTR[0]),
     ({"instruction": "<script>alert(1)</script>"}, "Ignored", lambda ss: ss["instruction"] == INSTR[0]),
-    ({"k": "500"}, "out of range", lambda ss: ss["k"] == 15),
+    ({"k": "500"}, "1 <= k <= n-1 = 107", lambda ss: ss["k"] == 15),
     ({"k": "abc"}, "whole number", lambda ss: ss["k"] == 15),
-    ({"k": "0"}, "out of range", lambda ss: ss["k"] == 15),
+    ({"k": "0"}, "got k = 0", lambda ss: ss["k"] == 15),
     ({"models": "gpt-9,smollm2-135m"}, "Unknown model", lambda ss: ss["models"] == ["smollm2-135m"]),
     ({"models": "gpt-9"}, "Unknown model", lambda ss: "alm" in ss["models"]),
     ({"seed": "77"}, "not shipped", lambda ss: ss["seed"] == 0),
@@ -239,7 +239,7 @@ def test_hostile_query_parameters_fall_back_with_a_message(synthetic, params, ne
     for page in ("neighbours", "precision"):
         at = _run(page, params)
         assert not at.exception, [e.message for e in at.exception]
-        warnings = " ".join(w.value for w in at.warning)
+        warnings = " ".join(w.value for w in at.warning).replace("\\", "")  # markdown escapes removed
         assert needle in warnings
         assert check(at.session_state)
         assert _neighbour_tables(at) if page == "neighbours" else _specs(at)

@@ -128,7 +128,7 @@ def test_hostile_deep_link_shows_a_message(app_url, page):
     page.goto(f"{app_url}/neighbours?k=500&instruction=fly+to+the+moon")
     wait_for_app_run(page)
     alerts = page.locator("[data-testid='stAlert']")
-    expect(alerts.filter(has_text="out of range").first).to_be_visible()
+    expect(alerts.filter(has_text="got k = 500").first).to_be_visible()
     expect(alerts.filter(has_text="unknown word").first).to_be_visible()
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
     assert query(page)["k"] == "15" and query(page)["instruction"] == "go to the red ball"

@@ -114,10 +114,7 @@ def _space(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, dict]:
 
 def space_seed(ctx: dict[str, Any], name: str, agent_seed: int) -> int | None:
     """The seed file used for ``name``: the agent seed for seeded entries that have it, else the first present."""
-    if not ctx["seeded"].get(name):
-        return None
-    seeds = ctx["seeds_of"].get(name) or []
-    return agent_seed if agent_seed in seeds else (seeds[0] if seeds else None)
+    return report.default_seed(name, agent_seed, ctx["seeds_of"].get(name, [])) if ctx["seeded"].get(name) else None
 
 
 def space(tok: str, ctx: dict[str, Any], name: str, agent_seed: int) -> tuple[np.ndarray, dict, int | None]:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from core.instructions import InstructionError, index_of, instruction_set
+from core.metrics import check_k
 
 INSTRUCTIONS = instruction_set()
 N = len(INSTRUCTIONS)
@@ -60,10 +61,7 @@ def parse_k(value: str) -> int:
         k = int(str(value).strip())
     except ValueError:
         raise ValueError(f"k must be a whole number between 1 and {N - 1}") from None
-    if not 1 <= k <= N - 1:
-        raise ValueError(f"k = {k} is out of range: with {N} instructions each has {N - 1} neighbours, "
-                         f"so 1 <= k <= {N - 1}")
-    return k
+    return check_k(k, N)  # MetricInputError (a ValueError) explains the range
 
 
 def parse_int(value: str, lo: int, hi: int, what: str) -> int:
