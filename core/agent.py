@@ -336,6 +336,7 @@ def save_checkpoint(agent: ALM, path: str | Path, manifest: dict[str, Any]) -> P
     """``path`` (.pt, float32 weights, atomic) and ``path.with_suffix('.json')`` (the manifest)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads(json.dumps(manifest, default=str))  # plain types only: loadable with weights_only
     blob = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "agent_config": agent.config.as_dict(),
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in agent.state_dict().items()},
             "manifest": manifest}

@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, command: str | None = None):
                              f"{len(table)} instructions, env seeds episode_seed('eval', 0, i) (disjoint from "
                              "the training demos), max_steps " f"{cfg.env_config().max_steps}, success = the "
                              "environment's own verdict"),
-        "torch_version": _t.__version__, "threads": cfg.threads,
+        "torch_version": str(_t.__version__), "threads": cfg.threads,
         "git_commit": store.git_commit(), "date": store.now_iso(),
         "resnet_weights_source": getattr(agent.vision, "weights_source", None),
     }
