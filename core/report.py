@@ -53,10 +53,10 @@ PAPER_SUCCESS = (0.85, 0.95)  #: the paper's agent task success
 
 #: how rows are grouped and drawn: real models vs reference rows (controls)
 KIND_MODEL, KIND_AGENT, KIND_BASELINE = "model", "agent variant", "baseline"
-BASELINE_WHY = ("Baselines are reference rows, not models: instructions share words, so any text encoder sees "
-                "the overlap -- bag-of-words alone reaches a high P@15 against the agent, and the untrained "
-                "agent (identity word init, zero training) already sits near it. A model's alignment means "
-                "something only above these rows.")
+BASELINE_WHY = ("Baselines are reference rows, not models: the instructions share words, so any text encoder "
+                "sees the overlap (bag-of-words, TF-IDF, the grammatical factors), and the untrained agent shows "
+                "what the architecture gives before any acting. A model's alignment with the agent says more than "
+                "shared words only where it rises above these rows; random vectors show chance.")
 FAMILY_ORDER = ("decoder LM", "generative VLM", "contrastive VLM", "encoder LM", "static vectors", "agent",
                 "baseline", "unknown")
 
