@@ -12,7 +12,8 @@ from ui.widgets import finish, instruction_picker, k_slider, model_label, models
 tok, ctx = setup()
 st.title("Neighbours")
 st.caption("For the selected instruction, each model's k nearest instructions by cosine similarity of its "
-           "embeddings (the instruction itself excluded; ties broken by instruction order). ✓ marks a neighbour "
+           "embeddings, nearest first (the instruction itself excluded; ties broken by instruction order). ✓ marks a "
+           "neighbour "
            "that the agent shares. Click a row to make that neighbour the selected instruction.")
 
 c1, c2, c3 = st.columns([3, 2, 1])
@@ -61,8 +62,7 @@ for row_start in range(0, len(models), PER_ROW):
                 not_computed(ctx, name, s)
                 continue
             idx, sim = data.neighbours(tok, name, s, k)
-            df = pd.DataFrame({"#": np.arange(1, k + 1), "neighbour": [INSTRUCTIONS[j] for j in idx[i]],
-                               "cosine": sim[i]})
+            df = pd.DataFrame({"neighbour": [INSTRUCTIONS[j] for j in idx[i]], "cosine": sim[i]})  # nearest first
             if have_ref:
                 df["agent"] = ["✓" if j in agent_set else "" for j in idx[i]]
                 if not (name == ref and s == ref_seed):
@@ -73,10 +73,9 @@ for row_start in range(0, len(models), PER_ROW):
                     st.metric(f"P@{k} vs agent (this instruction)", "—", help="This column is the agent itself.")
             ev = st.dataframe(df, hide_index=True, key=f"nb_{name}_{i}_{k}", on_select="rerun",
                               selection_mode="single-row", height=min(35 * (k + 1) + 3, 560),
-                              column_config={"cosine": st.column_config.NumberColumn(format="%.3f", width=60),
-                                             "#": st.column_config.NumberColumn(width=30),
-                                             "neighbour": st.column_config.TextColumn(width="medium"),
-                                             "agent": st.column_config.TextColumn(width=50)})
+                              column_config={"cosine": st.column_config.NumberColumn(format="%.3f", width=54),
+                                             "neighbour": st.column_config.TextColumn(width=165),
+                                             "agent": st.column_config.TextColumn(width=46)})
             rows = ev["selection"]["rows"] if ev else []
             if rows:
                 state.select("instruction", INSTRUCTIONS[int(idx[i][rows[0]])])
