@@ -97,6 +97,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", default=str(REPO / "bench" / "out" / "app.json"))
     args = ap.parse_args()
+    if not Path(CHROMIUM).exists():
+        print(f"bench/app.py: {CHROMIUM} not found (apt-get install -y chromium); nothing measured")
+        return 0
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
