@@ -473,5 +473,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     return 0
 
 
+def cli(argv: list[str]) -> int:
+    """``python -m core report ...`` entry (core.cli convention: argv[0] is the stage name)."""
+    return main(argv[1:])
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
