@@ -54,6 +54,57 @@ def samples_per_s(threads: int, batch: int, steps: int, vision: str = "symbolic"
     return steps * batch / (time.perf_counter() - t)
 
 
+def resnet_short_run(minutes: float, episodes: int, batch: int = 16, threads: int = 1) -> None:
+    """Train resnet-hybrid (random-init weights: no ImageNet weights on this machine) for a time box with the
+    shipped optimiser settings, then evaluate on ``episodes`` held-out episodes (1 per instruction, spread over
+    the set) next to a uniform random policy on the same episodes."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from core.agent import AgentConfig, build_agent
+    from core.demos import generate
+    from core.env import ACTION_NAMES, episode_seed, make_env
+    from core.instructions import instruction_set
+    from core.train import demo_tensors, run_episodes
+
+    torch.set_num_threads(threads)
+    data = demo_tensors(generate(50_000, progress=False))
+    agent = build_agent(AgentConfig(vision="resnet-hybrid", resnet_weights="random"), 0).train()
+    opt = torch.optim.AdamW(agent.parameters(), 1e-3)
+    g = torch.Generator().manual_seed(0)
+    n, steps, t0 = len(data["actions"]), 0, time.perf_counter()
+    while time.perf_counter() - t0 < minutes * 60:
+        idx = torch.randint(0, n, (batch,), generator=g)
+        logits = agent(data["instr"][idx], data["images"][idx], data["directions"][idx], data["prev_actions"][idx])
+        loss = F.cross_entropy(logits, data["actions"][idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        steps += 1
+        if steps % 10 == 0:
+            print(f"  resnet-hybrid step {steps}: loss {loss.item():.3f}", flush=True)
+    dt = time.perf_counter() - t0
+    items = instruction_set()
+    jobs = [(items[(i * 108) // episodes], episode_seed("eval", 0, i)) for i in range(episodes)]
+    t1 = time.perf_counter()
+    ok, _ = run_episodes(agent.eval(), jobs)
+    t_eval = time.perf_counter() - t1
+    rng = np.random.default_rng(0)
+    rand = []
+    for text, seed in jobs:
+        env = make_env(text, seed)
+        while True:
+            _, _, term, trunc, info = env.step(int(rng.integers(0, len(ACTION_NAMES) - 1)))
+            if term or trunc:
+                rand.append(info["success"])
+                break
+    print(f"resnet-hybrid short run: {steps} steps x {batch} in {dt:.0f} s ({steps * batch / dt:.1f} samples/s, "
+          f"{threads} threads), last loss {loss.item():.3f}; success {ok.mean():.3f} on {episodes} held-out "
+          f"episodes (evaluation took {t_eval:.0f} s); uniform random policy on the same episodes "
+          f"{np.mean(rand):.3f}")
+
+
 def shipped_figures() -> None:
     from core import store
 
@@ -77,9 +128,13 @@ def main() -> int:
     p.add_argument("--full", action="store_true", help="train the shipped config and time it to 0.90")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resnet", action="store_true", help="also measure resnet-hybrid (batch 16)")
+    p.add_argument("--resnet-minutes", type=float, default=0,
+                   help="> 0: a time-boxed resnet-hybrid training run, then its success on a few episodes")
+    p.add_argument("--resnet-episodes", type=int, default=27)
+    p.add_argument("--skip-symbolic", action="store_true")
     args = p.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    for threads in (1, 2):
+    for threads in () if args.skip_symbolic else (1, 2):
         sps = samples_per_s(threads, args.batch, args.steps)
         print(f"symbolic, batch {args.batch}, {threads} thread(s): {sps:,.0f} samples/s "
               f"(load average now {os.getloadavg()[0]:.2f})")
@@ -88,6 +143,8 @@ def main() -> int:
             sps = samples_per_s(threads, 16, max(3, args.steps // 10), vision="resnet-hybrid")
             print(f"resnet-hybrid (224x224 RGB, random-init weights), batch 16, {threads} thread(s): "
                   f"{sps:,.1f} samples/s")
+    if args.resnet_minutes > 0:
+        resnet_short_run(args.resnet_minutes, args.resnet_episodes)
     print("\nshipped runs (measured while they trained):")
     shipped_figures()
     if args.full:

@@ -428,8 +428,9 @@ def ship_embeddings(path_or_name: str | Path | None = None, untrained: bool = Fa
     train_cmd = man.get("command", "python -m core train")
     manifest = {
         "model": name, "family": "agent", "seed": seed,
-        "source": (f"{train_cmd}  (architecture, config and seed of {agent.checkpoint_path.name}, zero training "
-                   "steps: core.agent.untrained_agent)") if untrained else train_cmd,
+        "source": (f"python -m core embed-agent --agent {agent.checkpoint_path.stem} --ship --untrained: the "
+                   f"network of `{train_cmd}` at initialisation (same architecture, config, init and seed, zero "
+                   "training steps; core.agent.untrained_agent)") if untrained else train_cmd,
         "weights_sha256": store.sha256_file(agent.checkpoint_path),
         "weights_note": ("sha256 of the trained checkpoint whose config+seed define this untrained network"
                          if untrained else "sha256 of the checkpoint"),

@@ -183,7 +183,8 @@ def train(cfg: TrainConfig, command: str | None = None):
         loss_ema = loss.item() if loss_ema is None else 0.98 * loss_ema + 0.02 * loss.item()
         acc_ema = acc if acc_ema is None else 0.98 * acc_ema + 0.02 * acc
         bar.update(1)
-        bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}", lr=f"{lr_at(step, cfg):.1e}",
+                        success=f"{history[-1]['quick_success']:.2f}" if history else "-")
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             train_time += time.perf_counter() - t_seg
             agent.eval()

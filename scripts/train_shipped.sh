@@ -31,6 +31,6 @@ lane_b() {
 lane_a & lane_b & wait
 
 # embeddings: trained E_L of every shipped agent, and the untrained (step-0) E_L of each alm seed
-for ck in assets/agents/*.pt; do $PY -m core embed-agent --agent "$ck" --ship; done
+for ck in "${ALVA_ASSETS_DIR:-assets}"/agents/*.pt; do $PY -m core embed-agent --agent "$ck" --ship; done
 for s in 0 1 2 3 4; do $PY -m core embed-agent --agent alm-s$s --ship --untrained; done
 for f in logs/*.log; do cp "$f" "${ALVA_ASSETS_DIR:-assets}/agents/$(basename "$f")"; done

@@ -185,3 +185,39 @@ def test_untrained_agent_rebuilds_the_step0_network(tmp_path):
     u = untrained_agent(path)
     assert u.config == cfg
     assert np.array_equal(instruction_embeddings(u), instruction_embeddings(build_agent(cfg, 4)))
+
+
+# ---------------------------------------------------------------------------------------------- shipped assets
+SHIPPED = [f"alm-s{s}" for s in range(5)] + ["alm-done-s0", "alm-word-random-s0", "alm-word-identical-s0"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_agent_embeddings_match_their_checkpoint(name):
+    from core import store
+
+    ck = store.assets_dir() / "agents" / f"{name}.pt"
+    if not ck.exists():
+        pytest.skip(f"{name} not shipped")
+    agent = load_agent(name)
+    E, items, man = store.read_embeddings(name)
+    assert items == instruction_set() and E.shape == (108, 128)
+    assert man["weights_sha256"] == store.sha256_file(ck) and man["family"] == "agent"
+    assert np.allclose(E, instruction_embeddings(agent), atol=1e-6)
+    s = agent.manifest["success"]
+    assert s["episodes"] >= 2160 and s["episodes_per_instruction"] >= 20 and len(s["per_instruction"]) == 108
+    if name.startswith("alm-s"):
+        assert s["overall"] >= 0.90, (name, s["overall"])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_shipped_untrained_embeddings_are_the_step0_network(seed):
+    from core import store
+
+    if not (store.assets_dir() / "embeddings" / f"untrained-alm-s{seed}.npz").exists():
+        pytest.skip("not shipped")
+    trained = load_agent(f"alm-s{seed}")
+    E, _, man = store.read_embeddings(f"untrained-alm-s{seed}")
+    step0 = build_agent(trained.config, seed)
+    assert np.array_equal(E, instruction_embeddings(step0))
+    assert not np.allclose(E, instruction_embeddings(trained), atol=1e-3)
+    assert man["optimizer_steps"] == 0 and man["seed"] == seed
