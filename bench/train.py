@@ -152,7 +152,7 @@ def main() -> int:
 
         out = ROOT / "bench" / "out" / f"alm-s{args.seed}.pt"
         t = time.perf_counter()
-        agent = train(TrainConfig(seed=args.seed, threads=2, eval_every=250, out=str(out)),
+        agent = train(TrainConfig(seed=args.seed, threads=1, eval_every=250, out=str(out)),
                       command="bench/train.py --full")
         wall = time.perf_counter() - t
         m = agent.manifest
