@@ -120,6 +120,20 @@ PRECOMPUTE = "pip install -r requirements-precompute.txt"
 
 _SEEDS5 = (0, 1, 2, 3, 4)
 
+#: agent ablations trained with the real pipeline: (name, `core train` flag, what differs), seed file -s0
+_AGENT_VARIANTS = (("alm-word-random", "--word-init random", "random word embeddings"),
+                   ("alm-word-identical", "--word-init identical", "identical word embeddings"),
+                   ("alm-done", "--done-action --steps 2000", "done action; shipped run used 2000 steps"))
+
+
+def _agent_variant(name: str, flag: str, what: str) -> "ModelSpec":
+    return ModelSpec(name, "agent", "files", "this repo", seeds=(0,), default_pooling=None, default_layer=None,
+                     paper_family="ALM", offline_available=True,
+                     compute_command=f"python -m core train --seed 0 {flag} && "
+                                     f"python -m core embed-agent --agent {name}-s0 --ship",
+                     notes=f"agent variant ({what}), seed file -s0")
+
+
 # The table. Agent/baseline compute commands are owned by the stages that produce those files
 # (core.train / core.agent / core.baselines); they are listed here so the dashboard sees one table.
 _TABLE: tuple[ModelSpec, ...] = (
@@ -185,21 +199,7 @@ _TABLE: tuple[ModelSpec, ...] = (
               compute_command="for s in 0 1 2 3 4; do python -m core train --seed $s && "
                               "python -m core embed-agent --agent alm-s$s --ship; done",
               notes="the trained action-language agent, 5 seeds (alm-s0..alm-s4)"),
-    ModelSpec("alm-word-random", "agent", "files", "this repo", seeds=(0,), default_pooling=None, default_layer=None,
-              paper_family="ALM", offline_available=True,
-              compute_command="python -m core train --seed 0 --word-init random && "
-                              "python -m core embed-agent --agent alm-word-random-s0 --ship",
-              notes="agent variant (random word embeddings), seed file -s0"),
-    ModelSpec("alm-word-identical", "agent", "files", "this repo", seeds=(0,), default_pooling=None,
-              default_layer=None, paper_family="ALM", offline_available=True,
-              compute_command="python -m core train --seed 0 --word-init identical && "
-                              "python -m core embed-agent --agent alm-word-identical-s0 --ship",
-              notes="agent variant (identical word embeddings), seed file -s0"),
-    ModelSpec("alm-done", "agent", "files", "this repo", seeds=(0,), default_pooling=None, default_layer=None,
-              paper_family="ALM", offline_available=True,
-              compute_command="python -m core train --seed 0 --done-action && "
-                              "python -m core embed-agent --agent alm-done-s0 --ship",
-              notes="agent variant (done action), seed file -s0"),
+    *(_agent_variant(name, flag, what) for name, flag, what in _AGENT_VARIANTS),
     ModelSpec("untrained-alm", "agent", "files", "this repo", seeds=_SEEDS5, default_pooling=None,
               default_layer=None, paper_family="ALM", offline_available=True,
               compute_command="for s in 0 1 2 3 4; do python -m core embed-agent --agent alm-s$s --untrained "
