@@ -90,7 +90,9 @@ class TrainConfig:
         return EnvConfig(done_action=self.done_action)
 
     def out_path(self) -> Path:
-        return Path(self.out) if self.out else store.assets_dir() / "agents" / f"{self.name}-s{self.seed}.pt"
+        if self.out:
+            return Path(self.out)
+        return store.assets_dir() / "agents" / f"{store.embedding_file_name(self.name, self.seed)}.pt"
 
     def state_path(self) -> Path:
         return store.cache_dir() / "train" / f"{self.out_path().stem}.state.pt"

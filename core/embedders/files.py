@@ -97,7 +97,9 @@ def load_embeddings(name: str, seed: int | None = None):
             if not present:
                 raise NotComputedError(_not_computed_msg(spec, f"{spec.name}-s<seed>"))
             seed = present[0]
-        stem = f"{spec.name}-s{int(seed)}"
+        from ..store import embedding_file_name
+
+        stem = embedding_file_name(spec.name, seed)
     else:
         if seed is not None:
             raise BadOptionError(f"{name!r} has no seeds (one file {name}.npz); call with seed=None")
