@@ -61,3 +61,32 @@ def rollout(agent, instruction: str, env_seed: int, tile_size: int = 32, pov_til
                    frames_pov=pov, actions=[ACTION_NAMES[a] for a in actions], action_ids=np.array(actions),
                    probs=np.stack(probs).astype(np.float32), attention=att_tok.mean(2),
                    attention_tokens=att_tok, tokens=words, success=success, length=len(actions))
+
+
+#: matplotlib's "inferno" sampled at 0, 1/6, ..., 1 (RGB 0-255); intermediate values are interpolated linearly
+_INFERNO = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21],
+                     [252, 255, 164]], dtype=np.float64)
+
+
+def inferno(x: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] (clipped) to uint8 RGB with the inferno colour map: 0 = black, 1 = pale yellow."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0) * (len(_INFERNO) - 1)
+    i = np.minimum(x.astype(int), len(_INFERNO) - 2)
+    f = (x - i)[..., None]
+    return np.round(_INFERNO[i] * (1 - f) + _INFERNO[i + 1] * f).astype(np.uint8)
+
+
+def attention_overlay(pov: np.ndarray, attention: np.ndarray, alpha: float = 0.6) -> np.ndarray:
+    """The agent's view with its attention drawn over it: each of the 7x7 cells is blended (weight ``alpha``)
+    with the inferno colour of its weight divided by the step's largest weight (brightest = most attended).
+
+    ``pov``: uint8 (7t, 7t, 3) from :func:`core.env.frame_pov`; ``attention``: (7, 7), [row, col] as in ``pov``.
+    Returns uint8 (7t, 7t, 3)."""
+    A = np.asarray(attention, dtype=np.float64)
+    if pov.shape[0] % A.shape[0] or pov.shape[1] % A.shape[1]:
+        raise ValueError(f"view of shape {pov.shape[:2]} is not a whole number of {A.shape} cells")
+    t = pov.shape[0] // A.shape[0]
+    peak = A.max()
+    colour = inferno(A / peak if peak > 0 else A)
+    colour = np.repeat(np.repeat(colour, t, axis=0), t, axis=1).astype(np.float64)
+    return np.round((1 - alpha) * pov.astype(np.float64) + alpha * colour).astype(np.uint8)

@@ -4,7 +4,7 @@ import io
 import re
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas as pd
 import streamlit as st
 
 from core.env import ACTION_NAMES, episode_seed
@@ -76,40 +76,11 @@ def _step(delta=None, to=None):
     st.session_state["step"] = int(min(max(0, s), last))
 
 
-def attention_figure(t: int):
-    att = ep["attention"]
-    if att is None or t >= len(att):
-        return None
-    pov = ep["pov"][t] if ep["pov"] and t < len(ep["pov"]) else None
-    A = np.asarray(att[t])
-    fig = go.Figure()
-    if pov is not None:
-        h = pov.shape[0] / A.shape[0]
-        fig.add_trace(go.Image(z=pov, hoverinfo="skip"))
-        fig.add_trace(go.Heatmap(z=A, x0=h / 2, dx=h, y0=h / 2, dy=h, opacity=0.55, colorscale="Inferno",
-                                 zmin=0, zmax=float(A.max()) or 1.0, colorbar=dict(title="weight", thickness=10),
-                                 hovertemplate="row %{y:.0f}, col %{x:.0f}: %{z:.3f}<extra></extra>"))
-    else:
-        fig.add_trace(go.Heatmap(z=A, colorscale="Inferno"))
-        fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(showticklabels=False, showgrid=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, scaleanchor="x")
-    fig.update_layout(height=330, margin=dict(l=0, r=0, t=0, b=0))
-    return fig
-
-
-def probs_figure(t: int):
-    if t >= len(ep["probs"]):
-        return None
+def probs_table(t: int) -> pd.DataFrame:
+    """The action distribution at step t, in ACTION_NAMES order, the action taken marked."""
     p = ep["probs"][t]
-    taken = ep["actions"][t] if t < T else None
-    names = list(ACTION_NAMES)[: len(p)]
-    fig = go.Figure(go.Bar(x=names, y=p, marker_color=["#d62728" if n == taken else "#1f77b4" for n in names],
-                           text=[f"{v:.2f}" for v in p], textposition="outside",
-                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(height=300, margin=dict(l=0, r=0, t=10, b=0), yaxis_range=[0, 1.1],
-                      yaxis_title="probability")
-    return fig
+    return pd.DataFrame({"action": list(ACTION_NAMES)[: len(p)], "probability": p,
+                         "taken": ["◀ taken" if n == ep["actions"][t] else "" for n in list(ACTION_NAMES)[: len(p)]]})
 
 
 @st.fragment(run_every=0.5 if playing else None)
@@ -138,19 +109,25 @@ def player():
         if frames:
             st.image(frames[min(t, len(frames) - 1)], width="stretch")
     with mid:
-        st.markdown("**Action probabilities** (red = the action taken)")
-        f = probs_figure(t)
-        if f is not None:
-            st.plotly_chart(f, key="a_probs")
+        st.markdown("**Action probabilities**")
+        if t < T:
+            st.dataframe(probs_table(t), hide_index=True, key="a_probs",
+                         column_config={"probability": st.column_config.ProgressColumn(
+                             "probability", min_value=0.0, max_value=1.0, format="%.3f")})
         else:
             st.caption("No decision at the final frame.")
     with right:
-        st.markdown("**Attention: language → vision** (last cross-attention block, mean over heads and words)")
-        f = attention_figure(t)
-        if f is not None:
-            st.plotly_chart(f, key="a_att")
+        st.markdown("**Attention: language → vision**")
+        if t < len(ep["attention_views"]):
+            A = ep["attention"][t]
+            r, c = np.unravel_index(int(np.argmax(A)), A.shape)
+            st.image(ep["attention_views"][t], width="stretch")
+            st.caption(f"The agent's 7×7 view (it stands at row 6, column 3, looking up; rows and columns "
+                       f"counted from 0 at the top left) with the last cross-attention block's weights drawn over "
+                       f"it, mean over heads and words. Black → pale yellow = 0 → the step's largest weight, "
+                       f"{A.max():.3f} at row {r}, column {c}; uniform attention would be {1 / A.size:.3f} per cell.")
         else:
-            st.caption("No attention at this step.")
+            st.caption("No attention at the final frame.")
     finish()  # keep the step in the URL during fragment reruns too
 
 

@@ -1,16 +1,14 @@
 """P@k: curves over k with chance, permutation band, bootstrap CI and agent-seed spread; N x N heatmap; CSV."""
 from contextlib import nullcontext
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import metrics, report
 from core.embedders import EmbedderError
-from ui import data, state
+from ui import data, figures, state
 from ui.state import N
-from ui.widgets import finish, KIND_STYLE, k_slider, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, k_slider, models_picker, not_computed, seed_picker, setup
 
 tok, ctx = setup(("ref",))
 st.title("P@k")
@@ -53,80 +51,20 @@ for m in missing:
 others = [m for m in others if m in present]
 
 need = [m for m in others if not data.pair_stats_ready(tok, ref, ref_seed, m, data.space_seed(ctx, m, agent_seed))]
-stats = {}
 with st.spinner(f"Computing permutation nulls and bootstrap CIs for {len(need)} pair(s) "
                 f"({report.N_PERM} permutations each; kept in the cache afterwards)…") if need else nullcontext():
-    for m in others:
-        stats[m] = data.pair_stats(tok, ref, ref_seed, m, data.space_seed(ctx, m, agent_seed))
-
-ks = np.arange(1, N)
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22",
-           "#7f7f7f", "#393b79", "#637939"]
-BASE_COLOURS = ["#555555", "#888888", "#aaaaaa", "#333333", "#999999", "#666666"]
-fig = go.Figure()
-fig.add_trace(go.Scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
-                         line=dict(color="black", dash="dot", width=1.5)))
-rows = []
-ref_seeds = ctx["seeds_of"].get(ref, [])
-ci, bi = 0, 0
-
-
-def band(x, lo, hi, colour, group, name, opacity):
-    fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[hi, lo[::-1]], fill="toself", fillcolor=colour,
-                             opacity=opacity, line=dict(width=0), hoverinfo="skip", legendgroup=group,
-                             showlegend=False, name=name))
-
-
-for m in others:
-    s = data.space_seed(ctx, m, agent_seed)
-    st_ = stats[m]
-    kind = ctx["kinds"].get(m)
-    if kind == report.KIND_BASELINE:
-        colour = BASE_COLOURS[bi % len(BASE_COLOURS)]
-        bi += 1
-    else:
-        colour = PALETTE[ci % len(PALETTE)]
-        ci += 1
-    name = f"{data.label(ref, ref_seed)} vs {data.label(m, s)}"
-    if show_perm:
-        band(ks, st_["null_lo"], st_["null_hi"], "#999999", name, "permutation band", 0.18)
-    if show_boot:
-        band(ks, st_["boot_lo"], st_["boot_hi"], colour, name, "bootstrap CI", 0.22)
-    spread = None
-    if show_seeds and len(ref_seeds) > 1 and m != ref:
-        curves = np.array([  # shipped with the pair statistics when available, else computed (~15 ms each)
-            data.pair_stats(tok, ref, rs, m, data.space_seed(ctx, m, rs))["curve"]
-            if data.pair_stats_ready(tok, ref, rs, m, data.space_seed(ctx, m, rs))
-            else data.curve(tok, ref, rs, m, data.space_seed(ctx, m, rs)) for rs in ref_seeds])
-        spread = curves
-        fig.add_trace(go.Scatter(x=ks, y=curves.min(axis=0), mode="lines", line=dict(color=colour, width=0.8,
-                                 dash="dot"), legendgroup=name, showlegend=False, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=ks, y=curves.max(axis=0), mode="lines", line=dict(color=colour, width=0.8,
-                                 dash="dot"), legendgroup=name, showlegend=False, hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
-                             line=dict(color=colour, dash=KIND_STYLE.get(kind, "solid"), width=2.2),
-                             hovertemplate="k=%{x}<br>P@k=%{y:.3f}<extra>" + name + "</extra>"))
-    for j, kk in enumerate(ks):
-        row = {"reference": data.label(ref, ref_seed), "model": data.label(m, s), "kind": kind, "k": int(kk),
-               "P@k": st_["curve"][j], "chance": kk / (N - 1), "boot_lo": st_["boot_lo"][j],
-               "boot_hi": st_["boot_hi"][j], "null_lo": st_["null_lo"][j], "null_hi": st_["null_hi"][j],
-               "p_perm": st_["p"][j]}
-        if spread is not None:
-            row.update({"agent_seeds_min": spread[:, j].min(), "agent_seeds_max": spread[:, j].max(),
-                        "agent_seeds_mean": spread[:, j].mean()})
-        rows.append(row)
-
-fig.add_vline(x=k, line=dict(color="#bbbbbb", width=1))
-fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="k", yaxis_title="P@k",
-                  yaxis_range=[0, 1.02], legend=dict(font=dict(size=11)), hovermode="closest")
+    for m in need:
+        data.pair_stats(tok, ref, ref_seed, m, data.space_seed(ctx, m, agent_seed))
+fig, table, table_csv = figures.precision_curves(tok, ref, agent_seed, tuple(others), show_perm, show_boot,
+                                                 show_seeds)
 st.plotly_chart(fig, key="pk_curves")
 st.caption("Solid = models, dotted = agent variants, dashed = baselines (reference rows); black dotted = analytic "
            "chance k/(n−1). Grey band: 95% permutation band (model's instruction labels shuffled "
            f"{report.N_PERM}×). Coloured band: 95% bootstrap CI over instructions ({report.N_BOOT} resamples). "
-           f"Thin dotted lines: min and max over the {len(ref_seeds)} seeds of the reference (each against the "
-           "model file of the matching seed where there is one). Click a legend entry to hide a pair.")
+           f"Thin dotted lines: min and max over the {len(ctx['seeds_of'].get(ref, []))} seeds of the reference "
+           "(each against the model file of the matching seed where there is one). Click a legend entry to hide a "
+           "pair.")
 
-table = pd.DataFrame(rows)
 if len(table):
     at_k = table[table["k"] == k].drop(columns=["k"]).reset_index(drop=True)
     st.subheader(f"At k = {k}")
@@ -134,23 +72,18 @@ if len(table):
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in at_k.columns
                                 if c not in ("reference", "model", "kind", "p_perm")} |
                  {"p_perm": st.column_config.NumberColumn(format="%.4f")})
-    st.download_button("Download all curves (CSV)", table.to_csv(index=False).encode(),
-                       file_name="alva_precision_curves.csv", mime="text/csv", on_click="ignore")
+    st.download_button("Download all curves (CSV)", table_csv, file_name="alva_precision_curves.csv",
+                       mime="text/csv", on_click="ignore")
 
 # ------------------------------------------------------------------------------------ heatmap
 st.subheader(f"P@{k} between every pair")
 names = list(dict.fromkeys([ref, *others]))
 spaces = tuple((m, data.space_seed(ctx, m, agent_seed)) for m in names)
 if len(spaces) >= 2:
-    M = data.precision_matrix(tok, spaces, k)
-    hm = go.Figure(go.Heatmap(z=M.values, x=list(M.columns), y=list(M.index), zmin=0, zmax=1,
-                              colorscale="Viridis", text=np.round(M.values, 2), texttemplate="%{text}",
-                              hovertemplate="%{y} vs %{x}: P@k=%{z:.3f}<extra></extra>"))
-    hm.update_layout(height=120 + 38 * len(spaces), margin=dict(l=10, r=10, t=10, b=10),
-                     yaxis=dict(autorange="reversed"))
+    hm, matrix_csv = figures.precision_heatmap(tok, spaces, k)
     st.plotly_chart(hm, key="pk_heatmap")
     st.caption(f"Chance at k = {k}: {k / (N - 1):.3f}. Diagonal = 1 by definition.")
-    st.download_button("Download the matrix (CSV)", M.to_csv().encode(), file_name=f"alva_precision_matrix_k{k}.csv",
+    st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
                        mime="text/csv", on_click="ignore")
 else:
     st.info("Pick at least one model besides the reference.")

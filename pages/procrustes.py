@@ -1,14 +1,11 @@
 """Procrustes UMAP: every model's 2-D UMAP layout Procrustes-aligned to a reference model's layout."""
 from contextlib import nullcontext
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from core import metrics, projection, report
-from ui import data, state
+from ui import data, figures, state
 from ui.state import FACTORS, INSTRUCTIONS, N
 from ui.widgets import finish, models_picker, not_computed, seed_picker, setup
 
@@ -42,24 +39,13 @@ for m in models:
     if m not in present:
         not_computed(ctx, m)
 names = list(dict.fromkeys([ref, *[m for m in models if m in present]]))
-spaces = [(m, data.space_seed(ctx, m, agent_seed)) for m in names]
+spaces = tuple((m, data.space_seed(ctx, m, agent_seed)) for m in names)
 
 need = [data.label(m, s) for m, s in spaces if not data.layout_ready(tok, m, s)]
 with st.spinner(f"Computing UMAP layouts for {', '.join(need)} (the first fit in a server process compiles UMAP "
                 "with numba, about 10 s; cached afterwards)…") if need else nullcontext():
-    raw = {m: data.layout(tok, m, s) for m, s in spaces}
-
-al = projection.align_layouts({m: raw[m] for m, _ in spaces}, reference=ref)
-aligned, disp2d = al.layouts, al.disparity
-ref_std = aligned[ref]
-
-md = data.metadata()
-levels = list(dict.fromkeys(md[colour_by]))
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-cmap = {lv: PALETTE[i % len(PALETTE)] for i, lv in enumerate(levels)}
-colours = [cmap[v] for v in md[colour_by]]
-sel = [i for i in st.session_state.get("umap_sel", []) if 0 <= i < N]
-hover = [f"{t}" for t in INSTRUCTIONS]
+    al, _ = figures.umap_alignment(tok, spaces, ref)
+sel = tuple(i for i in st.session_state.get("umap_sel", []) if 0 <= i < N)
 
 
 def _custom(p):
@@ -87,35 +73,18 @@ def _selected(event):
     return sorted(set(out))
 
 
-def scatter(xy, name, size=7):
-    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=hover, customdata=np.arange(N),
-                      hovertemplate="%{text}<extra>" + name + "</extra>", showlegend=False,
-                      marker=dict(color=colours, size=size, line=dict(width=0.5, color="white")),
-                      selectedpoints=sel if sel else None,
-                      unselected=dict(marker=dict(opacity=0.15)) if sel else None)
+def _follow(event) -> None:
+    """A selection made in a chart becomes the selection of every chart."""
+    new = _selected(event)
+    if new and tuple(new) != sel:
+        state.select("umap_sel", new)
+        st.rerun()
 
 
 # ------------------------------------------------------------------------------------ small multiples
 st.subheader("Small multiples")
-cols = min(3, len(spaces))
-rows_n = int(np.ceil(len(spaces) / cols))
-titles = [f"{data.label(m, s)}" + (" (reference)" if m == ref else f" · 2-D disparity {disp2d[m]:.2f}")
-          for m, s in spaces]
-fig = make_subplots(rows=rows_n, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.08)
-for j, (m, s) in enumerate(spaces):
-    fig.add_trace(scatter(aligned[m], data.label(m, s)), row=j // cols + 1, col=j % cols + 1)
-for lv in levels:  # legend only
-    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=cmap[lv], size=9),
-                             legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
-fig.update_xaxes(showticklabels=False, zeroline=False)
-fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor=None)
-fig.update_layout(height=330 * rows_n, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso",
-                  legend=dict(title=colour_by, orientation="h", y=-0.02), clickmode="event+select")
-ev = st.plotly_chart(fig, key="umap_multiples", on_select="rerun", selection_mode=("points", "box", "lasso"))
-new = _selected(ev)
-if new is not None and new and new != sel:
-    state.select("umap_sel", new)
-    st.rerun()
+_follow(st.plotly_chart(figures.umap_multiples(tok, spaces, ref, colour_by, sel), key="umap_multiples",
+                        on_select="rerun", selection_mode=("points", "box", "lasso")))
 b1, b2 = st.columns([1, 4])
 if sel:
     if b1.button("Clear selection", key="umap_clear"):
@@ -136,32 +105,8 @@ if other_opts:
         st.session_state["overlay_model"] = other_opts[0]
     st.selectbox("Compare the reference with", other_opts, **state.bind("w_overlay", "overlay_model"))
     om = st.session_state["overlay_model"]
-    os_ = data.space_seed(ctx, om, agent_seed)
-    A, B = aligned[ref], aligned[om]
-    idx = sel if sel else list(range(N))
-    lx = np.full(3 * len(idx), np.nan)
-    ly = np.full(3 * len(idx), np.nan)
-    lx[0::3], lx[1::3] = A[idx, 0], B[idx, 0]
-    ly[0::3], ly[1::3] = A[idx, 1], B[idx, 1]
-    ov = go.Figure()
-    ov.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
-                            name="same instruction"))
-    ov.add_trace(go.Scatter(x=A[:, 0], y=A[:, 1], mode="markers", name=data.label(ref, data.space_seed(ctx, ref, agent_seed)),
-                            text=hover, customdata=np.arange(N), hovertemplate="%{text}<extra>reference</extra>",
-                            marker=dict(color=colours, size=8, symbol="circle"),
-                            selectedpoints=sel if sel else None, unselected=dict(marker=dict(opacity=0.15)) if sel else None))
-    ov.add_trace(go.Scatter(x=B[:, 0], y=B[:, 1], mode="markers", name=data.label(om, os_), text=hover,
-                            customdata=np.arange(N), hovertemplate="%{text}<extra>" + om + "</extra>",
-                            marker=dict(color=colours, size=8, symbol="x"),
-                            selectedpoints=sel if sel else None, unselected=dict(marker=dict(opacity=0.15)) if sel else None))
-    ov.update_xaxes(showticklabels=False)
-    ov.update_yaxes(showticklabels=False)
-    ov.update_layout(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"))
-    ev2 = st.plotly_chart(ov, key="umap_overlay", on_select="rerun", selection_mode=("points", "box", "lasso"))
-    new2 = _selected(ev2)
-    if new2 is not None and new2 and new2 != sel:
-        state.select("umap_sel", new2)
-        st.rerun()
+    _follow(st.plotly_chart(figures.umap_overlay(tok, spaces, ref, om, colour_by, sel), key="umap_overlay",
+                            on_select="rerun", selection_mode=("points", "box", "lasso")))
     st.caption("● reference, ✕ the other model; grey lines join each instruction's two positions"
                + (" (selected instructions only)." if sel else "."))
 else:
@@ -181,7 +126,7 @@ for m, s in spaces:
     pr = stats[m]
     rows.append({"model": data.label(m, s), "family": ctx["families"].get(m), "disparity": pr["disparity"],
                  "permutation p": pr["p_value"], "dims used": pr["dim_used"], "PCA first": pr["pca"],
-                 "2-D layout disparity": disp2d[m]})
+                 "2-D layout disparity": al.disparity[m]})
 if rows:
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="umap_stats",
                  column_config={"disparity": st.column_config.NumberColumn(format="%.3f"),
@@ -195,31 +140,17 @@ if rows:
 st.subheader("Which instructions moved most")
 if other_opts:
     K = 5
-    disp = projection.displacement_table(al, k=K)
-    disp["model"] = disp["model"].map(lambda m: data.label(m, data.space_seed(ctx, m, agent_seed)))
-    wide = disp.pivot(index="item", columns="model", values="relative_displacement")
-    dt = pd.DataFrame({"instruction": INSTRUCTIONS})
-    for c in wide.columns:
-        dt[c] = wide[c].reindex(range(N)).to_numpy()
-    disp_cols = list(wide.columns)
-    dt["mean"] = dt[disp_cols].mean(axis=1)
-    for f in FACTORS:
-        dt[f] = md[f]
-    dt = dt.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    dt, disp_cols, dt_csv, coords_csv = figures.umap_tables(tok, spaces, ref, K)
     st.caption(f"Relative displacement of each instruction: the distance between its position in the reference "
                f"layout and in each model's aligned layout, divided by its mean distance to its {K} nearest "
                "neighbours in the reference layout -- i.e. how many neighbour spacings it moved "
                f"({projection.DISPLACEMENT_CONVENTIONS}). Largest mean first.")
     st.dataframe(dt, hide_index=True, key="umap_disp", height=360,
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in [*disp_cols, "mean"]})
-    coords = pd.concat([pd.DataFrame({"instruction": INSTRUCTIONS, "space": data.label(m, s),
-                                      "reference": data.label(ref, ref_seed), "x_aligned": aligned[m][:, 0],
-                                      "y_aligned": aligned[m][:, 1], "x_umap": raw[m][:, 0], "y_umap": raw[m][:, 1],
-                                      **{f: md[f] for f in FACTORS}}) for m, s in spaces], ignore_index=True)
     c1, c2 = st.columns(2)
-    c1.download_button("Download aligned coordinates (CSV)", coords.to_csv(index=False).encode(),
+    c1.download_button("Download aligned coordinates (CSV)", coords_csv,
                        file_name=f"alva_umap_aligned_to_{ref}.csv", mime="text/csv", on_click="ignore")
-    c2.download_button("Download displacement table (CSV)", dt.to_csv(index=False).encode(),
+    c2.download_button("Download displacement table (CSV)", dt_csv,
                        file_name=f"alva_umap_displacement_{ref}.csv", mime="text/csv", on_click="ignore")
     st.caption("PNG export: the camera icon in each chart's toolbar saves the chart as a PNG (kaleido, which "
                "would export from the server, is not installed).")

@@ -310,9 +310,12 @@ def test_agent_page_steps_plays_and_exports(synthetic):
     assert at.session_state["env"] == 2 and _qp(at, "env") == "2"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Outcome"] in ("success ✅", "failure ❌") and "steps" in metrics["Episode length"]
-    assert len(at.image) == 1
-    specs = _specs(at)
-    assert len(specs) == 2 and len(specs[0]["data"][0]["x"]) == 7  # action probabilities over 7 actions
+    assert len(at.image) == 2  # the frame and the attention drawn over the agent's view
+    probs = _tables(at, "probability")[0]
+    assert len(probs) == 7 and abs(probs["probability"].sum() - 1) < 1e-4  # a distribution over the 7 actions
+    taken = probs.loc[probs["taken"] != "", "action"].tolist()
+    assert taken == [probs["action"][probs["probability"].idxmax()]]  # greedy policy: the argmax is taken
+    assert re.search(r"largest weight, [0-9.]+ at row [0-6], column [0-6]", _texts(at))
     assert at.session_state["step"] == 0
     at.button(key="a_next").click().run()
     assert at.session_state["step"] == 1 and _qp(at, "step") == "1"

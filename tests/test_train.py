@@ -107,6 +107,26 @@ def test_rollout_is_deterministic_and_agrees_with_the_env(tiny_agent):
     assert seen == {True, False}  # the check ran on both outcomes
 
 
+def test_attention_overlay_marks_the_most_attended_cell():
+    from core.rollout import attention_overlay, inferno
+
+    assert inferno(np.array([0.0]))[0].tolist() == [0, 0, 4]  # dark end
+    assert inferno(np.array([1.0, 7.0]))[:, 0].tolist() == [252, 252]  # bright end, clipped above 1
+    lum = inferno(np.linspace(0, 1, 50)).astype(int).sum(1)
+    assert (np.diff(lum) >= 0).all()  # brighter with weight: the overlay's reading direction
+    pov = np.full((56, 56, 3), 100, np.uint8)  # 7x7 cells of 8 px
+    A = np.full((7, 7), 1.0)
+    A[2, 5] = 9.0
+    out = attention_overlay(pov, A / A.sum())
+    assert out.shape == pov.shape and out.dtype == np.uint8
+    cells = out.reshape(7, 8, 7, 8, 3).astype(int).sum(-1).mean((1, 3))
+    assert np.unravel_index(cells.argmax(), cells.shape) == (2, 5)
+    assert np.unique(cells.round(6)).size == 2  # every other cell gets the same colour
+    assert np.array_equal(attention_overlay(pov, A, alpha=0.0), pov)
+    with pytest.raises(ValueError, match="whole number"):
+        attention_overlay(np.zeros((50, 50, 3), np.uint8), A)
+
+
 def test_untrained_embedding_equals_step0_embedding(tmp_path, tmp_assets):
     from core import store
     from core.agent import ship_embeddings

@@ -225,35 +225,19 @@ def _agent(tok: str, name: str):
     return load_agent(name)
 
 
-def _field(obj: Any, *names: str, default: Any = None) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
 @st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
 def episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
-    """One rollout of a shipped agent, normalised for display (frames t = 0..T, per-step decisions t < T)."""
+    """One rollout of a shipped agent (:class:`core.rollout.Rollout`) with what the Agent page shows per step:
+    ``room`` and ``pov`` frames (t = 0..T), ``probs`` (T, 7), ``actions``, and ``attention_views``: the agent's
+    view at t with its attention at t drawn over it (t < T; mean over heads and words)."""
     from core import rollout as R
 
     ep = R.rollout(_agent(tok, agent_name), instruction, int(env_seed))
-    room = [np.asarray(f) for f in _field(ep, "frames_full", "frames_room", "full_frames", "frames", default=[])]
-    pov = [np.asarray(f) for f in _field(ep, "frames_pov", "frames_agent", "pov_frames", default=[])]
-    probs = np.asarray(_field(ep, "action_probs", "probs", "action_probabilities", default=np.zeros((0, 7))), dtype=float)
-    actions = [str(a) for a in _field(ep, "actions", "action_names", default=[])]
-    att = _field(ep, "attention", "attentions", "attention_weights", default=None)
-    att = None if att is None else np.asarray(att, dtype=float)
-    if att is not None and att.ndim > 3:  # (T, ..., 7, 7): average heads / tokens
-        att = att.reshape(att.shape[0], -1, att.shape[-2], att.shape[-1]).mean(axis=1)
-    for arr in (probs, att):
-        if arr is not None:
-            arr.setflags(write=False)
-    return {"room": room, "pov": pov, "probs": probs, "actions": actions, "attention": att,
-            "success": bool(_field(ep, "success", default=False)),
-            "length": int(_field(ep, "length", "n_steps", default=len(actions))),
-            "env_seed": int(env_seed), "agent": agent_name, "instruction": instruction,
-            "extra": {k: v for k, v in (vars(ep) if hasattr(ep, "__dict__") else {}).items()
-                      if isinstance(v, (int, float, str, bool))}}
+    att = ep.attention_mean  # (T, 7, 7)
+    views = [R.attention_overlay(ep.frames_pov[t], att[t]) for t in range(len(att))]
+    probs = ep.probs.astype(np.float64)
+    for arr in (probs, att, *views):
+        arr.setflags(write=False)
+    return {"room": ep.frames_full, "pov": ep.frames_pov, "probs": probs, "actions": list(ep.actions),
+            "attention": att, "attention_views": views, "success": ep.success, "length": ep.length,
+            "env_seed": int(env_seed), "agent": agent_name, "instruction": ep.instruction}

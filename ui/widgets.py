@@ -9,8 +9,6 @@ from core import report
 from ui import data, state
 from ui.state import INSTRUCTIONS, N
 
-KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_BASELINE: "dash"}
-
 
 def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """Start of every page: load the asset context, apply the URL (deep link) to the shared state, show what

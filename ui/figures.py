@@ -1,0 +1,212 @@
+"""Figures and tables of the dashboard, built once per input and cached (``st.cache_resource``).
+
+Why cached here rather than built in the page: building a Plotly figure with ~30 traces through
+``plotly.graph_objects`` (validation of every property) costs ~70 ms per rerun, and a figure whose JSON differs
+from the previous run is redrawn by the browser (~100 ms for the P@k curves). So a figure depends only on what
+it shows: the P@k curves do not depend on k (the heatmap and the table at k do), and a slider move redraws
+only what changed. Returned objects are shared by every session: never mutate them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from plotly.subplots import make_subplots
+
+from core import metrics, projection, report
+from ui import data
+from ui.state import FACTORS, INSTRUCTIONS, N
+
+#: line style per kind of space: models solid, agent variants dotted, baselines (reference rows) dashed
+KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_BASELINE: "dash"}
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22",
+           "#7f7f7f", "#393b79", "#637939"]
+BASE_COLOURS = ["#555555", "#888888", "#aaaaaa", "#333333", "#999999", "#666666"]
+
+
+def _band(fig: go.Figure, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, colour: str, group: str, name: str,
+          opacity: float) -> None:
+    fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[hi, lo[::-1]], fill="toself", fillcolor=colour,
+                             opacity=opacity, line=dict(width=0), hoverinfo="skip", legendgroup=group,
+                             showlegend=False, name=name))
+
+
+def _seed_curves(tok: str, ctx: dict[str, Any], ref: str, m: str) -> np.ndarray:
+    """P@k curve of ``ref`` vs ``m`` for every seed of the reference (each against m's matching seed file)."""
+    out = []
+    for rs in ctx["seeds_of"].get(ref, []):
+        ms = data.space_seed(ctx, m, rs)
+        if data.pair_stats_ready(tok, ref, rs, m, ms):  # shipped with the pair statistics
+            out.append(data.pair_stats(tok, ref, rs, m, ms)["curve"])
+        else:  # ~15 ms each
+            out.append(data.curve(tok, ref, rs, m, ms))
+    return np.array(out)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...], show_perm: bool,
+                     show_boot: bool, show_seeds: bool) -> tuple[go.Figure, pd.DataFrame, bytes]:
+    """(figure, long table, the table as CSV) of P@k for k = 1..n-1 between ``ref`` and each of ``others``.
+
+    The figure has the analytic chance line, per pair the permutation 95% band and bootstrap 95% CI (when
+    asked), and the min/max over the reference's seeds (when asked and the reference has several seeds).
+    Pair statistics must be ready or computable (the page shows the spinner while they are computed)."""
+    ctx = data.context(tok)
+    ref_seed = data.space_seed(ctx, ref, agent_seed)
+    ks = np.arange(1, N)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
+                             line=dict(color="black", dash="dot", width=1.5)))
+    n_ref_seeds = len(ctx["seeds_of"].get(ref, []))
+    frames, ci, bi = [], 0, 0
+    for m in others:
+        s = data.space_seed(ctx, m, agent_seed)
+        st_ = data.pair_stats(tok, ref, ref_seed, m, s)
+        kind = ctx["kinds"].get(m)
+        if kind == report.KIND_BASELINE:
+            colour, bi = BASE_COLOURS[bi % len(BASE_COLOURS)], bi + 1
+        else:
+            colour, ci = PALETTE[ci % len(PALETTE)], ci + 1
+        name = f"{data.label(ref, ref_seed)} vs {data.label(m, s)}"
+        if show_perm:
+            _band(fig, ks, st_["null_lo"], st_["null_hi"], "#999999", name, "permutation band", 0.18)
+        if show_boot:
+            _band(fig, ks, st_["boot_lo"], st_["boot_hi"], colour, name, "bootstrap CI", 0.22)
+        frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": data.label(m, s), "kind": kind,
+                              "k": ks, "P@k": st_["curve"], "chance": ks / (N - 1), "boot_lo": st_["boot_lo"],
+                              "boot_hi": st_["boot_hi"], "null_lo": st_["null_lo"], "null_hi": st_["null_hi"],
+                              "p_perm": st_["p"]})
+        if show_seeds and n_ref_seeds > 1:
+            spread = _seed_curves(tok, ctx, ref, m)
+            for y in (spread.min(axis=0), spread.max(axis=0)):
+                fig.add_trace(go.Scatter(x=ks, y=y, mode="lines", line=dict(color=colour, width=0.8, dash="dot"),
+                                         legendgroup=name, showlegend=False, hoverinfo="skip"))
+            frame["agent_seeds_min"], frame["agent_seeds_max"] = spread.min(axis=0), spread.max(axis=0)
+            frame["agent_seeds_mean"] = spread.mean(axis=0)
+        fig.add_trace(go.Scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
+                                 line=dict(color=colour, dash=KIND_STYLE.get(kind, "solid"), width=2.2),
+                                 hovertemplate="k=%{x}<br>P@k=%{y:.3f}<extra>" + name + "</extra>"))
+        frames.append(frame)
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="k", yaxis_title="P@k",
+                      yaxis_range=[0, 1.02], legend=dict(font=dict(size=11)), hovermode="closest")
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return fig, table, table.to_csv(index=False).encode()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def precision_heatmap(tok: str, spaces: tuple[tuple[str, int | None], ...], k: int) -> tuple[go.Figure, bytes]:
+    """(heatmap figure, matrix as CSV) of P@k between every pair of ``spaces`` ((name, seed) pairs)."""
+    M = data.precision_matrix(tok, spaces, k)
+    hm = go.Figure(go.Heatmap(z=M.values, x=list(M.columns), y=list(M.index), zmin=0, zmax=1,
+                              colorscale="Viridis", text=np.round(M.values, 2), texttemplate="%{text}",
+                              hovertemplate="%{y} vs %{x}: P@k=%{z:.3f}<extra></extra>"))
+    hm.update_layout(height=120 + 38 * len(spaces), margin=dict(l=10, r=10, t=10, b=10),
+                     yaxis=dict(autorange="reversed"))
+    return hm, M.to_csv().encode()
+
+
+# ------------------------------------------------------------------------------------------ Procrustes UMAP
+FACTOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+Spaces = tuple[tuple[str, "int | None"], ...]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def umap_alignment(tok: str, spaces: Spaces, ref: str) -> tuple[projection.AlignedLayouts, dict[str, np.ndarray]]:
+    """(every space's UMAP layout similarity-aligned to ``ref``'s, the raw layouts), keyed by space name. The
+    layouts must be ready or computable (the page shows the spinner while they are computed)."""
+    raw = {m: data.layout(tok, m, s) for m, s in spaces}
+    return projection.align_layouts(raw, reference=ref), raw
+
+
+def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
+    md = data.metadata()
+    levels = list(dict.fromkeys(md[colour_by]))
+    cmap = {lv: FACTOR_PALETTE[i % len(FACTOR_PALETTE)] for i, lv in enumerate(levels)}
+    return [cmap[v] for v in md[colour_by]], cmap
+
+
+def _points(xy: np.ndarray, name: str, colours: list[str], sel: tuple[int, ...], size: int = 7,
+            **marker: Any) -> go.Scatter:
+    """One space's 108 instructions; hover = the instruction; customdata = its index (for selections)."""
+    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=INSTRUCTIONS,
+                      customdata=np.arange(N), hovertemplate="%{text}<extra>" + name + "</extra>",
+                      marker=dict(color=colours, size=size, **marker), selectedpoints=list(sel) if sel else None,
+                      unselected=dict(marker=dict(opacity=0.15)) if sel else None)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tuple[int, ...]) -> go.Figure:
+    """Small multiples: one panel per space (aligned to ``ref``), points coloured by the factor ``colour_by``,
+    the instructions in ``sel`` highlighted in every panel."""
+    al, _ = umap_alignment(tok, spaces, ref)
+    colours, cmap = _factor_colours(colour_by)
+    cols = min(3, len(spaces))
+    rows = int(np.ceil(len(spaces) / cols))
+    titles = [data.label(m, s) + (" (reference)" if m == ref else f" · 2-D disparity {al.disparity[m]:.2f}")
+              for m, s in spaces]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.08)
+    for j, (m, s) in enumerate(spaces):
+        fig.add_trace(_points(al.layouts[m], data.label(m, s), colours, sel, line=dict(width=0.5, color="white")),
+                      row=j // cols + 1, col=j % cols + 1)
+    fig.update_traces(showlegend=False)
+    for lv, c in cmap.items():  # legend only
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
+                                 legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor=None)
+    fig.update_layout(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso",
+                      legend=dict(title=colour_by, orientation="h", y=-0.02), clickmode="event+select")
+    return fig
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, colour_by: str, sel: tuple[int, ...]) -> go.Figure:
+    """``ref``'s and ``other``'s aligned layouts in one panel, a grey line joining each instruction's two
+    positions (only the selected instructions' when there is a selection)."""
+    al, _ = umap_alignment(tok, spaces, ref)
+    colours, _ = _factor_colours(colour_by)
+    seeds = dict(spaces)
+    A, B = al.layouts[ref], al.layouts[other]
+    idx = list(sel) if sel else list(range(N))
+    lx, ly = np.full(3 * len(idx), np.nan), np.full(3 * len(idx), np.nan)
+    lx[0::3], lx[1::3] = A[idx, 0], B[idx, 0]
+    ly[0::3], ly[1::3] = A[idx, 1], B[idx, 1]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
+                             name="same instruction"))
+    fig.add_trace(_points(A, data.label(ref, seeds[ref]), colours, sel, size=8, symbol="circle"))
+    fig.add_trace(_points(B, data.label(other, seeds[other]), colours, sel, size=8, symbol="x"))
+    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(showticklabels=False)
+    fig.update_layout(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"))
+    return fig
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5) -> tuple[pd.DataFrame, list[str], bytes, bytes]:
+    """(displacement table: one row per instruction, one column per aligned space plus their mean, largest
+    first; its space columns; the table as CSV; every space's raw and aligned coordinates as CSV)."""
+    al, raw = umap_alignment(tok, spaces, ref)
+    seeds = dict(spaces)
+    md = data.metadata()
+    disp = projection.displacement_table(al, k=k)
+    disp["model"] = disp["model"].map(lambda m: data.label(m, seeds[m]))
+    wide = disp.pivot(index="item", columns="model", values="relative_displacement")
+    dt = pd.DataFrame({"instruction": INSTRUCTIONS})
+    for c in wide.columns:
+        dt[c] = wide[c].reindex(range(N)).to_numpy()
+    cols = list(wide.columns)
+    dt["mean"] = dt[cols].mean(axis=1)
+    for f in FACTORS:
+        dt[f] = md[f]
+    dt = dt.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    coords = pd.concat([pd.DataFrame({"instruction": INSTRUCTIONS, "space": data.label(m, s),
+                                      "reference": data.label(ref, seeds[ref]), "x_aligned": al.layouts[m][:, 0],
+                                      "y_aligned": al.layouts[m][:, 1], "x_umap": raw[m][:, 0],
+                                      "y_umap": raw[m][:, 1], **{f: md[f] for f in FACTORS}})
+                        for m, s in spaces], ignore_index=True)
+    return dt, cols, dt.to_csv(index=False).encode(), coords.to_csv(index=False).encode()
