@@ -15,6 +15,7 @@ st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Act
                    layout="wide", initial_sidebar_state="expanded")
 
 from ui import data, state  # noqa: E402  (after set_page_config)
+from ui.widgets import summary_slot  # noqa: E402
 
 tok = data.token()
 ctx = data.context(tok)
@@ -30,13 +31,9 @@ PAGES = {
     "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon="🗺️", url_path="procrustes"),
 }
 pg = st.navigation(list(PAGES.values()))
-with st.sidebar:
-    st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
-    st.markdown(f"**Instruction:** {st.session_state['instruction']}  \n"
-                f"**k:** {st.session_state['k']} · **agent seed:** {st.session_state['seed']}  \n"
-                f"**Models:** {', '.join(st.session_state['models']) or '—'}")
-    st.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "
-               "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
+summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run
+st.sidebar.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "
+                   "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
 
 _t0 = time.perf_counter()
 pg.run()

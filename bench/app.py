@@ -50,19 +50,20 @@ RECORDER = """(() => {
   window.__inputs = []; window.__runs = []; window.__dom = [];
   for (const type of ['keydown', 'click'])
     document.addEventListener(type, () => window.__inputs.push(performance.now()), {capture: true});
+  let watched = null;  // the app element whose script state is observed (re-attached if React replaces it)
   const watchApp = () => {
     const app = document.querySelector("[data-testid='stApp']");
-    if (!app) return false;
+    if (!app || app === watched) return;
+    watched = app;
     new MutationObserver(() => window.__runs.push([app.getAttribute('data-test-script-state'), performance.now()]))
       .observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-    return true;
   };
   new MutationObserver((records) => {
     const t = performance.now();
     if (records.some(r => { const n = r.target.nodeType === 1 ? r.target : r.target.parentElement;
                             return !(n && n.closest && n.closest('canvas')); }))
       window.__dom.push(t);
-    if (!window.__appWatched) window.__appWatched = watchApp();
+    watchApp();
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
 })();"""
 QUIET_MS = 300  # the screen counts as settled when nothing on it changed for this long
@@ -110,11 +111,15 @@ def interact(page, action, timeout=120.0) -> tuple[float, float]:
     (locating, scrolling, typing a search text) are not counted."""
     t0 = page.evaluate("() => performance.now()")
     action()
-    page.wait_for_function(
-        """t0 => { const r = window.__runs;
-                   const i = r.findIndex(([s, t]) => s === 'running' && t >= t0);
-                   return i >= 0 && r.slice(i).some(([s]) => s === 'notRunning'); }""",
-        arg=t0, timeout=timeout * 1000)
+    try:
+        page.wait_for_function(
+            """t0 => { const r = window.__runs;
+                       const i = r.findIndex(([s, t]) => s === 'running' && t >= t0);
+                       return i >= 0 && r.slice(i).some(([s]) => s === 'notRunning'); }""",
+            arg=t0, timeout=timeout * 1000)
+    except Exception as e:
+        seen = page.evaluate("() => [location.href, window.__runs.slice(-4), window.__inputs.slice(-3)]")
+        raise RuntimeError(f"no rerun finished after the action (t0 = {t0:.0f} ms); page state: {seen}") from e
     runs, inputs = page.evaluate("() => [window.__runs, window.__inputs]")
     i = next(j for j, (s, t) in enumerate(runs) if s == "running" and t >= t0)
     start = max((t for t in inputs if t <= runs[i][1]), default=t0)

@@ -20,6 +20,7 @@ if not alm_seeds:
     st.info("No agent checkpoint is shipped in `assets/agents/` yet, so there is nothing to play. Train and ship "
             "the agents with:")
     st.code("python -m core train --variant alm --seeds 0 1 2 3 4", language="bash")
+    finish()
     st.stop()
 if st.session_state["seed"] not in alm_seeds:
     st.session_state["seed"] = alm_seeds[0]
@@ -48,6 +49,7 @@ with st.spinner(f"Running {agent_name} on “{instr}” (environment seed {env_s
     except Exception as e:  # a missing/corrupt checkpoint or an unfinished rollout module
         msg = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
         st.error(f"Could not run {agent_name}: {type(e).__name__}: {msg[:500]}{' …' if len(msg) > 500 else ''}")
+        finish()
         st.stop()
 
 frames = ep["room"] if st.session_state["view"] == "room" else (ep["pov"] or ep["room"])

@@ -18,15 +18,13 @@ st.caption("P@k between a reference space and each model, for every k from 1 to 
 present = ctx["present"]
 if st.session_state["ref"] not in present and present:
     st.session_state["ref"] = ctx["default_ref"] if ctx["default_ref"] in present else present[0]
-c1, c2, c3 = st.columns([2, 1, 2])
+c1, c2 = st.columns(2)
 with c1:
     if present:
         st.selectbox("Reference", present, format_func=lambda n: f"{n} · {ctx['families'].get(n, '')}",
                      help="Every curve compares this space with one model.", **state.bind("w_ref_p", "ref"))
 with c2:
     agent_seed = seed_picker(ctx)
-with c3:
-    k = k_slider("k for the heatmap and the table")
 models = models_picker(ctx)
 t1, t2, t3, t4 = st.columns(4)
 show_base = t1.toggle("Reference rows (baselines)", value=True, key="p_base",
@@ -40,6 +38,7 @@ if show_base:
 ref = st.session_state["ref"]
 if not present:
     st.info("No embeddings are present in `assets/`.")
+    finish()
     st.stop()
 ref_seed = data.space_seed(ctx, ref, agent_seed)
 others = [m for m in models if m != ref]
@@ -59,34 +58,44 @@ fig, table, table_csv = figures.precision_curves(tok, ref, agent_seed, tuple(oth
                                                  show_seeds)
 st.plotly_chart(fig, key="pk_curves")
 st.caption("Solid = models, dotted = agent variants, dashed = baselines (reference rows); black dotted = analytic "
-           "chance k/(n−1). Grey band: 95% permutation band (model's instruction labels shuffled "
+           "chance k/(n−1). Grey: each pair's 95% permutation band (the model's instruction labels shuffled "
            f"{report.N_PERM}×). Coloured band: 95% bootstrap CI over instructions ({report.N_BOOT} resamples). "
            f"Thin dotted lines: min and max over the {len(ctx['seeds_of'].get(ref, []))} seeds of the reference "
            "(each against the model file of the matching seed where there is one). Click a legend entry to hide a "
-           "pair.")
+           "pair (its curve, CI and seed spread; the grey bands of all pairs are one entry).")
 
-if len(table):
-    at_k = table[table["k"] == k].drop(columns=["k"]).reset_index(drop=True)
-    st.subheader(f"At k = {k}")
-    st.dataframe(at_k, hide_index=True, key="pk_table",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in at_k.columns
-                                if c not in ("reference", "model", "kind", "p_perm")} |
-                 {"p_perm": st.column_config.NumberColumn(format="%.4f")})
-    st.download_button("Download all curves (CSV)", table_csv, file_name="alva_precision_curves.csv",
-                       mime="text/csv", on_click="ignore")
-
-# ------------------------------------------------------------------------------------ heatmap
-st.subheader(f"P@{k} between every pair")
 names = list(dict.fromkeys([ref, *others]))
 spaces = tuple((m, data.space_seed(ctx, m, agent_seed)) for m in names)
-if len(spaces) >= 2:
-    hm, matrix_csv = figures.precision_heatmap(tok, spaces, k)
-    st.plotly_chart(hm, key="pk_heatmap")
-    st.caption(f"Chance at k = {k}: {k / (N - 1):.3f}. Diagonal = 1 by definition.")
-    st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
-                       mime="text/csv", on_click="ignore")
-else:
-    st.info("Pick at least one model besides the reference.")
+
+
+@st.fragment
+def at_k() -> None:
+    """What depends on k, rerun on its own when k moves (the curves above do not depend on k)."""
+    k = k_slider("k for the table and the heatmap")
+    if len(table):
+        rows_k = table[table["k"] == k].drop(columns=["k"]).reset_index(drop=True)
+        st.subheader(f"At k = {k}")
+        st.dataframe(rows_k, hide_index=True, key="pk_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in rows_k.columns
+                                    if c not in ("reference", "model", "kind", "p_perm")} |
+                     {"p_perm": st.column_config.NumberColumn(format="%.4f")})
+        st.download_button("Download all curves (CSV)", table_csv, file_name="alva_precision_curves.csv",
+                           mime="text/csv", on_click="ignore")
+
+    # ------------------------------------------------------------------------------------ heatmap
+    st.subheader(f"P@{k} between every pair")
+    if len(spaces) >= 2:
+        hm, matrix_csv = figures.precision_heatmap(tok, spaces, k)
+        st.plotly_chart(hm, key="pk_heatmap")
+        st.caption(f"Chance at k = {k}: {k / (N - 1):.3f}. Diagonal = 1 by definition.")
+        st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
+                           mime="text/csv", on_click="ignore")
+    else:
+        st.info("Pick at least one model besides the reference.")
+    finish()
+
+
+at_k()
 
 # ------------------------------------------------------------------------------------ conventions
 with st.expander("Conventions (how every number on this page is computed)", expanded=False):

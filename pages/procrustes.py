@@ -19,22 +19,18 @@ st.caption(f"Each space is laid out in 2-D by UMAP (cosine metric, seed {report.
 present = ctx["present"]
 if not present:
     st.info("No embeddings are present in `assets/`.")
+    finish()
     st.stop()
 if st.session_state["ref"] not in present:
     st.session_state["ref"] = ctx["default_ref"] if ctx["default_ref"] in present else present[0]
-c1, c2, c3 = st.columns([2, 1, 2])
+c1, c2 = st.columns(2)
 with c1:
     st.selectbox("Reference", present, format_func=lambda n: f"{n} · {ctx['families'].get(n, '')}",
                  **state.bind("w_ref_u", "ref"))
 with c2:
     agent_seed = seed_picker(ctx)
-with c3:
-    st.segmented_control("Colour by", FACTORS, **state.bind("w_colour_by", "colour_by"))
-    if st.session_state["colour_by"] not in FACTORS:  # segmented control can be cleared
-        state.select("colour_by", "verb")
 models = models_picker(ctx)
 ref = st.session_state["ref"]
-colour_by = st.session_state["colour_by"]
 for m in models:
     if m not in present:
         not_computed(ctx, m)
@@ -45,72 +41,53 @@ need = [data.label(m, s) for m, s in spaces if not data.layout_ready(tok, m, s)]
 with st.spinner(f"Computing UMAP layouts for {', '.join(need)} (the first fit in a server process compiles UMAP "
                 "with numba, about 10 s; cached afterwards)…") if need else nullcontext():
     al, _ = figures.umap_alignment(tok, spaces, ref)
-sel = tuple(i for i in st.session_state.get("umap_sel", []) if 0 <= i < N)
-
-
-def _custom(p):
-    cd = p.get("customdata")
-    if isinstance(cd, (list, tuple)):
-        return cd[0] if cd else None
-    if isinstance(cd, dict):
-        return cd.get("0", next(iter(cd.values()), None))
-    return cd
-
-
-def _selected(event):
-    try:
-        pts = event["selection"]["points"]
-    except (KeyError, TypeError):
-        return None
-    out = []
-    for p in pts:
-        v = _custom(p)
-        if v is not None:
-            try:
-                out.append(int(v))
-            except (TypeError, ValueError):
-                pass
-    return sorted(set(out))
-
-
-def _follow(event) -> None:
-    """A selection made in a chart becomes the selection of every chart."""
-    new = _selected(event)
-    if new and tuple(new) != sel:
-        state.select("umap_sel", new)
-        st.rerun()
-
-
-# ------------------------------------------------------------------------------------ small multiples
-st.subheader("Small multiples")
-_follow(st.plotly_chart(figures.umap_multiples(tok, spaces, ref, colour_by, sel), key="umap_multiples",
-                        on_select="rerun", selection_mode=("points", "box", "lasso")))
-b1, b2 = st.columns([1, 4])
-if sel:
-    if b1.button("Clear selection", key="umap_clear"):
-        state.select("umap_sel", [])
-        st.rerun()
-    b2.caption(f"Selected ({len(sel)}): " + "; ".join(INSTRUCTIONS[i] for i in sel[:12]) +
-               (" …" if len(sel) > 12 else ""))
-else:
-    b2.caption("Click, box- or lasso-select points in any panel: the same instructions are highlighted in every "
-               "panel and in the overlay. PNG: use the camera button of the chart's toolbar (top right).")
-
-# ------------------------------------------------------------------------------------ overlay
-st.subheader("Overlay of two layouts")
 other_opts = [m for m, _ in spaces if m != ref]
-if other_opts:
-    st.session_state.setdefault("overlay_model", other_opts[0])
-    if st.session_state["overlay_model"] not in other_opts:
-        st.session_state["overlay_model"] = other_opts[0]
-    st.selectbox("Compare the reference with", other_opts, **state.bind("w_overlay", "overlay_model"))
-    om = st.session_state["overlay_model"]
-    _follow(st.plotly_chart(figures.umap_overlay(tok, spaces, ref, om, colour_by, sel), key="umap_overlay",
-                            on_select="rerun", selection_mode=("points", "box", "lasso")))
-    st.caption("● reference, ✕ the other model; grey lines join each instruction's two positions"
-               + (" (selected instructions only)." if sel else "."))
-else:
-    st.info("Pick at least one model besides the reference to overlay.")
+SELECTION_MODES = ("points", "box", "lasso")
+
+
+def _follow(chart_key: str) -> None:
+    """on_select of both charts: a selection made in one becomes the selection of every chart."""
+    new = figures.selected_indices(st.session_state.get(chart_key))
+    if new:
+        state.select("umap_sel", new)
+
+
+@st.fragment
+def charts() -> None:
+    """Colour, selection and the overlay's second model change only the charts: they rerun on their own."""
+    st.segmented_control("Colour by", FACTORS, **state.bind("w_colour_by", "colour_by"))
+    if st.session_state["colour_by"] not in FACTORS:  # segmented control can be cleared
+        state.select("colour_by", "verb")
+    colour_by = st.session_state["colour_by"]
+    sel = tuple(i for i in st.session_state.get("umap_sel", []) if 0 <= i < N)
+    st.subheader("Small multiples")
+    st.plotly_chart(figures.umap_multiples(tok, spaces, ref, colour_by, sel), key="umap_multiples",
+                    on_select=lambda: _follow("umap_multiples"), selection_mode=SELECTION_MODES)
+    b1, b2 = st.columns([1, 4])
+    if sel:
+        b1.button("Clear selection", key="umap_clear", on_click=state.select, args=("umap_sel", []))
+        b2.caption(f"Selected ({len(sel)}): " + "; ".join(INSTRUCTIONS[i] for i in sel[:12]) +
+                   (" …" if len(sel) > 12 else ""))
+    else:
+        b2.caption("Click, box- or lasso-select points in any panel: the same instructions are highlighted in "
+                   "every panel and in the overlay. PNG: use the camera button of the chart's toolbar (top right).")
+
+    st.subheader("Overlay of two layouts")
+    if not other_opts:
+        st.info("Pick at least one model besides the reference to overlay.")
+    else:
+        if st.session_state.get("overlay_model") not in other_opts:
+            st.session_state["overlay_model"] = other_opts[0]
+        st.selectbox("Compare the reference with", other_opts, **state.bind("w_overlay", "overlay_model"))
+        om = st.session_state["overlay_model"]
+        st.plotly_chart(figures.umap_overlay(tok, spaces, ref, om, colour_by, sel), key="umap_overlay",
+                        on_select=lambda: _follow("umap_overlay"), selection_mode=SELECTION_MODES)
+        st.caption("● reference, ✕ the other model; grey lines join each instruction's two positions"
+                   + (" (selected instructions only)." if sel else "."))
+    finish()
+
+
+charts()
 
 # ------------------------------------------------------------------------------------ statistics
 st.subheader("Disparity (full embeddings)")

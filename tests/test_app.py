@@ -51,6 +51,15 @@ def _specs(at: AppTest) -> list[dict]:
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
 
 
+def _values(v) -> np.ndarray:
+    """A Plotly JSON array: a list, or a typed array {"dtype": ..., "bdata": base64}."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).astype(float)
+    return np.array(v, dtype=float)
+
+
 def _texts(at: AppTest) -> str:
     parts = []
     for kind in ("markdown", "caption", "info", "warning", "error", "code", "title", "header", "subheader"):
@@ -265,9 +274,12 @@ def test_precision_curves_bands_heatmap(synthetic):
     assert any("vs smollm2-135m" in n for n in names) and any("vs bag-of-words" in n for n in names)
     bow = next(t for t in curves["data"] if t.get("name", "").endswith("vs bag-of-words"))
     assert bow["line"]["dash"] == "dash"  # baselines drawn distinctly
-    n_fill = sum(1 for t in curves["data"] if t.get("fill") == "toself")
-    assert n_fill >= 6  # permutation band + bootstrap CI per pair
-    z = np.array(heat["data"][0]["z"], dtype=float) if isinstance(heat["data"][0]["z"], list) else None
+    pairs = [t for t in curves["data"] if " vs " in t.get("name", "")]
+    boot = [t for t in curves["data"] if t.get("name") == "bootstrap CI"]
+    assert len(pairs) >= 3 and len(boot) == len(pairs) and all(t["fill"] == "toself" for t in boot)
+    perm = [t for t in curves["data"] if t.get("name") == "permutation 95% bands"]
+    assert len(perm) == 1 and perm[0]["fill"] == "toself"  # every pair's band in one trace, NaN-separated
+    assert np.isnan(_values(perm[0]["y"])).sum() == len(pairs) - 1
     at.slider(key="w_k").set_value(3).run()
     _, heat3 = _specs(at)
     assert heat3["data"][0]["z"] != heat["data"][0]["z"]
@@ -277,7 +289,6 @@ def test_precision_curves_bands_heatmap(synthetic):
     at.toggle(key="p_boot").set_value(False).run()
     assert sum(1 for t in _specs(at)[0]["data"] if t.get("fill") == "toself") == 0
     assert any(b.label.startswith("Download all curves") for b in at.get("download_button"))
-    del z
 
 
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
@@ -287,11 +298,10 @@ def test_procrustes_page_colour_selection_and_ref(synthetic):
     multiples = _specs(at)[0]
     legend = [t["name"] for t in multiples["data"] if t.get("showlegend")]
     assert set(legend) == {"ball", "box", "key", "door"}
-    at.session_state["umap_multiples"] = {"selection": {"points": [{"customdata": {"0": 5}}, {"customdata": [9]}],
-                                                        "point_indices": [5, 9], "box": [], "lasso": []}}
+    at.session_state["umap_sel"] = [5, 9]  # what a selection in any chart sets (selected_indices, on_select)
     at.run()
     assert not at.exception
-    assert at.session_state["umap_sel"] == [5, 9]
+    assert "Selected (2): " + INSTR[5] in _texts(at)
     panels = [t for t in _specs(at)[0]["data"] if t.get("x") and t.get("mode") == "markers" and not t.get("showlegend")]
     assert len(panels) == 3 and all(list(p["selectedpoints"]) == [5, 9] for p in panels)
     stats = _tables(at, "disparity")[0]
@@ -301,6 +311,16 @@ def test_procrustes_page_colour_selection_and_ref(synthetic):
     assert disp and len(disp[-1]) == 108
     at.selectbox(key="w_ref_u").set_value("smollm2-135m").run()
     assert _qp(at, "ref") == "smollm2-135m"
+
+
+def test_selection_events_map_to_instruction_indices():
+    from ui.figures import selected_indices
+
+    event = {"selection": {"points": [{"customdata": {"0": 5}}, {"customdata": [9]}, {"customdata": 5},
+                                      {"customdata": None}, {"customdata": "x"}, {"customdata": [500]}]}}
+    assert selected_indices(event) == [5, 9]  # both shapes Plotly uses; junk and out-of-range dropped
+    assert selected_indices({"selection": {"points": []}}) == []
+    assert selected_indices(None) == [] and selected_indices({}) == []
 
 
 # ------------------------------------------------------------------------------------------ agent

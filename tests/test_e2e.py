@@ -18,6 +18,8 @@ from urllib.parse import parse_qs, quote_plus, urlparse
 
 import pytest
 
+from core.instructions import instruction_set
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -180,4 +182,23 @@ def test_agent_steps_plays_and_exports_a_gif(app_url, page, tmp_path):
     path = tmp_path / "episode.gif"
     dl.value.save_as(path)
     assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_a_point_selected_in_one_umap_panel_is_selected_everywhere(app_url, page):
+    page.goto(f"{app_url}/procrustes")
+    wait_for_app_run(page)
+    expect(page.locator("h1").first).to_have_text("Procrustes UMAP")
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    expect(charts.first.locator(".scatterlayer path.point").first).to_be_attached(timeout=60_000)
+    charts.first.locator(".scatterlayer path.point").nth(7).click(force=True)  # one instruction, first panel
+    caption = page.get_by_text(re.compile(r"Selected \(1\): "))
+    expect(caption).to_be_visible(timeout=30_000)
+    name = caption.inner_text().split(": ", 1)[1].strip()
+    assert name in instruction_set()
+    # every panel and the overlay's two layers now dim all but the selected point
+    for chart in (charts.first, charts.nth(1)):
+        expect(chart.locator(".scatterlayer path.point[style*='opacity: 0.15']").first).to_be_attached()
+    page.get_by_role("button", name="Clear selection").click()
+    expect(caption).to_have_count(0, timeout=30_000)
     expect(page.locator("[data-testid='stException']")).to_have_count(0)

@@ -28,11 +28,17 @@ PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 BASE_COLOURS = ["#555555", "#888888", "#aaaaaa", "#333333", "#999999", "#666666"]
 
 
-def _band(fig: go.Figure, x: np.ndarray, lo: np.ndarray, hi: np.ndarray, colour: str, group: str, name: str,
-          opacity: float) -> None:
-    fig.add_trace(go.Scatter(x=np.r_[x, x[::-1]], y=np.r_[hi, lo[::-1]], fill="toself", fillcolor=colour,
-                             opacity=opacity, line=dict(width=0), hoverinfo="skip", legendgroup=group,
-                             showlegend=False, name=name))
+def _polygon(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The closed outline of the band lo..hi over x (for ``fill="toself"``)."""
+    return np.r_[x, x[::-1]], np.r_[hi, lo[::-1]]
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several lines or outlines as one trace: NaN gaps between them (each gap ends a line / closes a fill)."""
+    gap = np.array([np.nan])
+    xs = np.concatenate([a for x, _ in parts for a in (x, gap)][:-1]) if parts else np.array([])
+    ys = np.concatenate([a for _, y in parts for a in (y, gap)][:-1]) if parts else np.array([])
+    return xs, ys
 
 
 def _seed_curves(tok: str, ctx: dict[str, Any], ref: str, m: str) -> np.ndarray:
@@ -58,11 +64,10 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
     ctx = data.context(tok)
     ref_seed = data.space_seed(ctx, ref, agent_seed)
     ks = np.arange(1, N)
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
-                             line=dict(color="black", dash="dot", width=1.5)))
+    # Drawing cost in the browser grows with the number of traces, so: every pair's permutation band (all the
+    # same grey) is one trace, and a pair's min and max over seeds are one trace.
+    traces, null_bands, frames, ci, bi = [], [], [], 0, 0
     n_ref_seeds = len(ctx["seeds_of"].get(ref, []))
-    frames, ci, bi = [], 0, 0
     for m in others:
         s = data.space_seed(ctx, m, agent_seed)
         st_ = data.pair_stats(tok, ref, ref_seed, m, s)
@@ -72,25 +77,34 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
         else:
             colour, ci = PALETTE[ci % len(PALETTE)], ci + 1
         name = f"{data.label(ref, ref_seed)} vs {data.label(m, s)}"
-        if show_perm:
-            _band(fig, ks, st_["null_lo"], st_["null_hi"], "#999999", name, "permutation band", 0.18)
+        null_bands.append(_polygon(ks, st_["null_lo"], st_["null_hi"]))
         if show_boot:
-            _band(fig, ks, st_["boot_lo"], st_["boot_hi"], colour, name, "bootstrap CI", 0.22)
+            x, y = _polygon(ks, st_["boot_lo"], st_["boot_hi"])
+            traces.append(go.Scatter(x=x, y=y, fill="toself", fillcolor=colour, opacity=0.22, line=dict(width=0),
+                                     hoverinfo="skip", legendgroup=name, showlegend=False, name="bootstrap CI"))
         frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": data.label(m, s), "kind": kind,
                               "k": ks, "P@k": st_["curve"], "chance": ks / (N - 1), "boot_lo": st_["boot_lo"],
                               "boot_hi": st_["boot_hi"], "null_lo": st_["null_lo"], "null_hi": st_["null_hi"],
                               "p_perm": st_["p"]})
         if show_seeds and n_ref_seeds > 1:
             spread = _seed_curves(tok, ctx, ref, m)
-            for y in (spread.min(axis=0), spread.max(axis=0)):
-                fig.add_trace(go.Scatter(x=ks, y=y, mode="lines", line=dict(color=colour, width=0.8, dash="dot"),
-                                         legendgroup=name, showlegend=False, hoverinfo="skip"))
+            x, y = _joined([(ks, spread.min(axis=0)), (ks, spread.max(axis=0))])
+            traces.append(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=0.8, dash="dot"),
+                                     legendgroup=name, showlegend=False, hoverinfo="skip", name="seed min/max"))
             frame["agent_seeds_min"], frame["agent_seeds_max"] = spread.min(axis=0), spread.max(axis=0)
             frame["agent_seeds_mean"] = spread.mean(axis=0)
-        fig.add_trace(go.Scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
+        traces.append(go.Scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
                                  line=dict(color=colour, dash=KIND_STYLE.get(kind, "solid"), width=2.2),
                                  hovertemplate="k=%{x}<br>P@k=%{y:.3f}<extra>" + name + "</extra>"))
         frames.append(frame)
+    fig = go.Figure()
+    if show_perm and null_bands:
+        x, y = _joined(null_bands)
+        fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor="#999999", opacity=0.18, line=dict(width=0),
+                                 hoverinfo="skip", name="permutation 95% bands", showlegend=True))
+    fig.add_trace(go.Scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
+                             line=dict(color="black", dash="dot", width=1.5)))
+    fig.add_traces(traces)
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="k", yaxis_title="P@k",
                       yaxis_range=[0, 1.02], legend=dict(font=dict(size=11)), hovermode="closest")
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -136,6 +150,29 @@ def _points(xy: np.ndarray, name: str, colours: list[str], sel: tuple[int, ...],
                       customdata=np.arange(N), hovertemplate="%{text}<extra>" + name + "</extra>",
                       marker=dict(color=colours, size=size, **marker), selectedpoints=list(sel) if sel else None,
                       unselected=dict(marker=dict(opacity=0.15)) if sel else None)
+
+
+def selected_indices(event: Any) -> list[int]:
+    """Instruction indices of the points selected in a UMAP chart's selection event (a point's customdata is
+    its instruction index; Plotly reports it as a list or as {"0": index}). [] when nothing usable is selected."""
+    try:
+        points = event["selection"]["points"]
+    except (KeyError, TypeError):
+        return []
+    out = set()
+    for p in points:
+        cd = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(cd, (list, tuple)):
+            cd = cd[0] if cd else None
+        elif isinstance(cd, dict):
+            cd = cd.get("0", next(iter(cd.values()), None))
+        try:
+            i = int(cd)
+        except (TypeError, ValueError):
+            continue
+        if 0 <= i < N:
+            out.add(i)
+    return sorted(out)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)

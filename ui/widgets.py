@@ -43,9 +43,26 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
+_SUMMARY = "_summary_slot"
+
+
+def summary_slot() -> None:
+    """Reserve the sidebar's place for the summary of the shared selection (app.py, before the page runs)."""
+    st.session_state[_SUMMARY] = st.sidebar.empty()
+
+
 def finish() -> None:
-    """End of every page: write the (possibly updated) state to the URL."""
+    """End of every page and of every fragment run: write the (possibly updated) state to the URL and refresh
+    the sidebar's summary of it (a fragment may write to that slot although it lies outside the fragment)."""
     state.write_query(st.session_state.get("_page_keys", []))
+    slot = st.session_state.get(_SUMMARY)
+    if slot is None:  # a page run on its own (AppTest of pages/*.py): no sidebar summary
+        return
+    ss = st.session_state
+    with slot.container():
+        st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
+        st.markdown(f"**Instruction:** {ss['instruction']}  \n**k:** {ss['k']} · **agent seed:** {ss['seed']}  \n"
+                    f"**Models:** {', '.join(ss['models']) or '—'}")
 
 
 def model_label(ctx: dict[str, Any], name: str) -> str:
