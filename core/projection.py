@@ -43,8 +43,9 @@ UMAP_DEFAULTS: dict[str, object] = {"n_neighbors": 15, "min_dist": 0.1, "metric"
                                     "n_components": 2}
 LAYOUT_CONVENTIONS = ("UMAP 2-D, cosine on raw rows, n_neighbors = min(15, n-1), min_dist = 0.1, spectral init, "
                       "random_state = seed (deterministic)")
-ALIGN_CONVENTIONS = ("each 2-D layout mapped onto the reference layout by least-squares similarity transform "
-                     "(translation + rotation/reflection + isotropic scale); reference unchanged")
+ALIGN_CONVENTIONS = ("each 2-D layout mapped onto the reference layout by translation, least-squares "
+                     "rotation/reflection and an isotropic scale (least-squares 'fit', or 'match': the reference's "
+                     "size); disparity = least-squares similarity Procrustes disparity; reference unchanged")
 JOINT_CONVENTIONS = ("spaces centred, unit Frobenius norm, PCA to p = min(min dim, n), Procrustes-aligned "
                      "(rotation/reflection + scale) onto the reference in p dims, then one joint UMAP "
                      "(euclidean) of all N x n points")
@@ -142,8 +143,15 @@ def _pick_reference(names: Sequence[str], reference: str | None) -> str:
     return reference
 
 
-def _similarity_fit(Y: np.ndarray, R: np.ndarray, allow_scale: bool = True, allow_reflection: bool = True):
-    """Least-squares Q (orthogonal), s, so that s (Y - mean Y) Q + mean R ~ R. Returns (aligned, Q, s, disp)."""
+SCALE_MODES = ("fit", "match", "none")
+
+
+def _similarity_fit(Y: np.ndarray, R: np.ndarray, scale: str = "fit", allow_reflection: bool = True):
+    """Least-squares Q (orthogonal) and a scale s, so that s (Y - mean Y) Q + mean R ~ R.
+
+    ``scale``: "fit" = the least-squares s; "match" = Y's size made equal to R's (s = |Rc| / |Yc|, Frobenius
+    norms of the centred layouts); "none" = 1. The disparity is the least-squares one whatever the mode.
+    Returns (aligned, Q, s, disparity)."""
     Yc, Rc = Y - Y.mean(axis=0), R - R.mean(axis=0)
     nY, nR = np.linalg.norm(Yc), np.linalg.norm(Rc)
     if not (nY > 0 and nR > 0):
@@ -154,19 +162,25 @@ def _similarity_fit(Y: np.ndarray, R: np.ndarray, allow_scale: bool = True, allo
         sv = sv.copy()
         sv[-1] *= -1
     Q = U @ Vt
-    s = float(sv.sum() / nY ** 2) if allow_scale else 1.0
+    s = {"fit": float(sv.sum() / nY ** 2), "match": float(nR / nY), "none": 1.0}[scale]
     aligned = s * (Yc @ Q) + R.mean(axis=0)
     disparity = float(1.0 - (sv.sum() / (nY * nR)) ** 2)
     return aligned, Q, s, max(0.0, disparity)
 
 
-def align_layouts(layouts: Mapping[str, np.ndarray], reference: str | None = None, scale: bool = True,
+def align_layouts(layouts: Mapping[str, np.ndarray], reference: str | None = None, scale: bool | str = "fit",
                   allow_reflection: bool = True) -> AlignedLayouts:
     """Map every 2-D layout onto the reference's (default: the agent ``alm`` if present, else the first).
 
-    Similarity transform per model (translation, rotation/reflection, isotropic scale unless ``scale=False``);
-    the reference is returned unchanged.
+    Per model: translation and the least-squares rotation/reflection, then an isotropic scale chosen by
+    ``scale``: "fit" (or True) = least squares (a full similarity Procrustes fit); "match" = the layout keeps the
+    reference's overall size, for display: when two layouts share little structure the least-squares scale
+    tends to 0 and would draw the layout as a point at the reference's centre; "none" (or False) = unscaled.
+    The reported disparity is the least-squares one in every mode. The reference is returned unchanged.
     """
+    mode = ("fit" if scale else "none") if isinstance(scale, bool) else scale
+    if mode not in SCALE_MODES:
+        raise M.MetricInputError(f"scale must be one of {SCALE_MODES} (or a bool); got {scale!r}")
     names = list(layouts)
     if not names:
         raise M.MetricInputError("no layouts given")
@@ -181,9 +195,9 @@ def align_layouts(layouts: Mapping[str, np.ndarray], reference: str | None = Non
         if m == ref:
             out[m], rot[m], sc[m], disp[m] = L[m].copy(), np.eye(L[m].shape[1]), 1.0, 0.0
             continue
-        out[m], rot[m], sc[m], disp[m] = _similarity_fit(L[m], L[ref], scale, allow_reflection)
+        out[m], rot[m], sc[m], disp[m] = _similarity_fit(L[m], L[ref], mode, allow_reflection)
     return AlignedLayouts(reference=ref, method="layout", layouts=out, rotation=rot, scale=sc, disparity=disp,
-                          conventions=ALIGN_CONVENTIONS + f" (n = {n}, scale={'on' if scale else 'off'})")
+                          conventions=ALIGN_CONVENTIONS + f" (n = {n}, scale: {mode})")
 
 
 def align_spaces(spaces: Mapping[str, np.ndarray], reference: str | None = None

@@ -11,10 +11,13 @@ from ui.widgets import finish, models_picker, not_computed, seed_picker, setup
 
 tok, ctx = setup(("ref", "colour_by"))
 st.title("Procrustes UMAP")
-st.caption(f"Each space is laid out in 2-D by UMAP (cosine metric, seed {report.UMAP_SEED}); every layout is then "
-           "translated, rotated/reflected and scaled (least-squares similarity transform) onto the reference's layout, so the same "
-           "instruction sits in comparable places. The layouts are for looking; the disparity and p-value in the "
-           "table are computed on the full embeddings.")
+st.caption(f"Each space is laid out in 2-D by UMAP (cosine metric, seed {report.UMAP_SEED}). Every layout is then "
+           "translated, rotated/reflected (least squares) and rescaled to the size of the reference's layout, so the "
+           "same instruction sits in comparable places. (The size is matched rather than fitted: the least-squares "
+           "scale shrinks a layout that shares little structure with the reference towards a single point.) The "
+           "layouts are for looking; the 2-D disparity in each panel's title is the least-squares Procrustes "
+           "disparity of the layouts, and the disparity and p-value in the table are computed on the full "
+           "embeddings.")
 
 present = ctx["present"]
 if not present:
@@ -69,8 +72,8 @@ def charts() -> None:
         b2.caption(f"Selected ({len(sel)}): " + "; ".join(INSTRUCTIONS[i] for i in sel[:12]) +
                    (" …" if len(sel) > 12 else ""))
     else:
-        b2.caption("Click, box- or lasso-select points in any panel: the same instructions are highlighted in "
-                   "every panel and in the overlay. PNG: use the camera button of the chart's toolbar (top right).")
+        b2.caption("Drag a lasso around points in any panel (box select: the chart's toolbar, top right): the same "
+                   "instructions are highlighted in every panel and in the overlay. PNG: the toolbar's camera button.")
 
     st.subheader("Overlay of two layouts")
     if not other_opts:

@@ -196,9 +196,9 @@ def test_neighbours_respond_to_instruction_k_and_models(synthetic):
 
 def test_clicking_a_neighbour_selects_it(synthetic):
     at = _run("neighbours")
-    i, k = INSTR.index(at.session_state["instruction"]), at.session_state["k"]
+    i = INSTR.index(at.session_state["instruction"])
     target = _neighbour_tables(at)[1]["neighbour"].iloc[2]
-    at.session_state[f"nb_smollm2-135m_{i}_{k}"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.session_state[f"nb_smollm2-135m_{i}"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
     assert at.session_state["instruction"] == target

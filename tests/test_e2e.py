@@ -185,18 +185,26 @@ def test_agent_steps_plays_and_exports_a_gif(app_url, page, tmp_path):
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
 
 
-def test_a_point_selected_in_one_umap_panel_is_selected_everywhere(app_url, page):
+def test_points_lassoed_in_one_umap_panel_are_selected_everywhere(app_url, page):
     page.goto(f"{app_url}/procrustes")
     wait_for_app_run(page)
     expect(page.locator("h1").first).to_have_text("Procrustes UMAP")
     charts = page.locator("[data-testid='stPlotlyChart']")
-    expect(charts.first.locator(".scatterlayer path.point").first).to_be_attached(timeout=60_000)
-    charts.first.locator(".scatterlayer path.point").nth(7).click(force=True)  # one instruction, first panel
-    caption = page.get_by_text(re.compile(r"Selected \(1\): "))
+    point = charts.first.locator(".scatterlayer path.point").nth(7)  # an instruction in the first panel
+    expect(point).to_be_attached(timeout=60_000)
+    wait_for_app_run(page)
+    box = point.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 12, y - 12)  # lasso (the charts' drag mode) a small square around it
+    page.mouse.down()
+    for dx, dy in ((12, -12), (12, 12), (-12, 12), (-12, -12)):
+        page.mouse.move(x + dx, y + dy, steps=4)
+    page.mouse.up()
+    caption = page.get_by_text(re.compile(r"Selected \(\d+\): "))
     expect(caption).to_be_visible(timeout=30_000)
-    name = caption.inner_text().split(": ", 1)[1].strip()
-    assert name in instruction_set()
-    # every panel and the overlay's two layers now dim all but the selected point
+    n, names = re.match(r"Selected \((\d+)\): (.*)", caption.inner_text()).groups()
+    assert 1 <= int(n) < 108 and names.split("; ")[0] in instruction_set()
+    # the selection is drawn in every panel and in the overlay: the other points are dimmed
     for chart in (charts.first, charts.nth(1)):
         expect(chart.locator(".scatterlayer path.point[style*='opacity: 0.15']").first).to_be_attached()
     page.get_by_role("button", name="Clear selection").click()

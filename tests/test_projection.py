@@ -52,6 +52,21 @@ def test_umap_deterministic_cached_and_joint():
     assert all(v.shape == (30, 2) for v in j.layouts.values())
 
 
+def test_matched_scale_keeps_unrelated_layouts_visible_and_the_disparity():
+    rng = np.random.default_rng(3)
+    ref, unrelated = rng.normal(size=(108, 2)), rng.normal(size=(108, 2)) * 40
+    fit = P.align_layouts({"alm": ref, "m": unrelated}, scale="fit")
+    match = P.align_layouts({"alm": ref, "m": unrelated}, scale="match")
+    size = lambda X: np.linalg.norm(X - X.mean(0))  # noqa: E731
+    assert size(fit.layouts["m"]) < 0.3 * size(ref)  # least squares shrinks what it cannot fit
+    assert size(match.layouts["m"]) == pytest.approx(size(ref))
+    assert match.disparity["m"] == pytest.approx(fit.disparity["m"]) and fit.disparity["m"] > 0.8
+    same = P.align_layouts({"alm": ref, "m": 3 * ref[:, ::-1] + 5}, scale="match")  # reflected, scaled, moved
+    assert np.allclose(same.layouts["m"], ref) and same.disparity["m"] == pytest.approx(0, abs=1e-12)
+    with pytest.raises(MetricInputError, match="scale must be one of"):
+        P.align_layouts({"alm": ref, "m": ref}, scale="stretch")
+
+
 def test_align_layouts_takes_reference_orientation():
     rng = np.random.default_rng(3)
     ref = rng.standard_normal((25, 2))

@@ -130,10 +130,12 @@ Spaces = tuple[tuple[str, "int | None"], ...]
 
 @st.cache_resource(max_entries=32, show_spinner=False)
 def umap_alignment(tok: str, spaces: Spaces, ref: str) -> tuple[projection.AlignedLayouts, dict[str, np.ndarray]]:
-    """(every space's UMAP layout similarity-aligned to ``ref``'s, the raw layouts), keyed by space name. The
-    layouts must be ready or computable (the page shows the spinner while they are computed)."""
+    """(every space's UMAP layout aligned to ``ref``'s, the raw layouts), keyed by space name: least-squares
+    rotation/reflection, scaled to the reference layout's size (``scale="match"``: with the least-squares scale,
+    layouts that share little structure shrink towards a point and the overlay shows nothing). The layouts must
+    be ready or computable (the page shows the spinner while they are computed)."""
     raw = {m: data.layout(tok, m, s) for m, s in spaces}
-    return projection.align_layouts(raw, reference=ref), raw
+    return projection.align_layouts(raw, reference=ref, scale="match"), raw
 
 
 def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:

@@ -182,3 +182,12 @@ def bind(widget_key: str, key: str, after: Callable[[], None] | None = None) -> 
 
 def select(key: str, value: Any) -> None:
     st.session_state[key] = value
+
+
+def rerun() -> None:
+    """Rerun now: only the running fragment during a fragment run, else the whole app (a fragment also runs as
+    part of full runs, where a fragment-scoped rerun is not allowed)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    st.rerun(scope="fragment" if ctx is not None and ctx.fragment_ids_this_run else "app")
