@@ -87,7 +87,8 @@ def at_k() -> None:
     if len(spaces) >= 2:
         hm, matrix_csv = figures.precision_heatmap(tok, spaces, k)
         st.plotly_chart(hm, key="pk_heatmap")
-        st.caption(f"Chance at k = {k}: {k / (N - 1):.3f}. Diagonal = 1 by definition.")
+        st.caption(f"Hover a cell for its value (all values: the CSV below). Chance at k = {k}: {k / (N - 1):.3f}. "
+                   "Diagonal = 1 by definition.")
         st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
                            mime="text/csv", on_click="ignore")
     else:

@@ -56,7 +56,8 @@ def _values(v) -> np.ndarray:
     if isinstance(v, dict) and "bdata" in v:
         import base64
 
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).astype(float)
+        flat = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).astype(float)
+        return flat.reshape([int(d) for d in str(v["shape"]).split(",")]) if "shape" in v else flat
     return np.array(v, dtype=float)
 
 
@@ -282,7 +283,9 @@ def test_precision_curves_bands_heatmap(synthetic):
     assert np.isnan(_values(perm[0]["y"])).sum() == len(pairs) - 1
     at.slider(key="w_k").set_value(3).run()
     _, heat3 = _specs(at)
-    assert heat3["data"][0]["z"] != heat["data"][0]["z"]
+    z15, z3 = _values(heat["data"][0]["z"]), _values(heat3["data"][0]["z"])
+    assert z15.shape == z3.shape == (len(heat["data"][0]["x"]),) * 2
+    assert np.allclose(np.diag(z3), 1) and np.allclose(z3, z3.T) and not np.allclose(z3, z15)
     tab = _tables(at, "P@k")[0]
     assert len(tab) and "p_perm" in tab
     at.toggle(key="p_perm").set_value(False).run()

@@ -116,7 +116,7 @@ def precision_heatmap(tok: str, spaces: tuple[tuple[str, int | None], ...], k: i
     """(heatmap figure, matrix as CSV) of P@k between every pair of ``spaces`` ((name, seed) pairs)."""
     M = data.precision_matrix(tok, spaces, k)
     hm = go.Figure(go.Heatmap(z=M.values, x=list(M.columns), y=list(M.index), zmin=0, zmax=1,
-                              colorscale="Viridis", text=np.round(M.values, 2), texttemplate="%{text}",
+                              colorscale="Viridis",
                               hovertemplate="%{y} vs %{x}: P@k=%{z:.3f}<extra></extra>"))
     hm.update_layout(height=120 + 38 * len(spaces), margin=dict(l=10, r=10, t=10, b=10),
                      yaxis=dict(autorange="reversed"))
@@ -189,14 +189,14 @@ def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tupl
               for m, s in spaces]
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.03, vertical_spacing=0.08)
     for j, (m, s) in enumerate(spaces):
-        fig.add_trace(_points(al.layouts[m], data.label(m, s), colours, sel, line=dict(width=0.5, color="white")),
+        fig.add_trace(_points(al.layouts[m], data.label(m, s), colours, sel),
                       row=j // cols + 1, col=j % cols + 1)
     fig.update_traces(showlegend=False)
     for lv, c in cmap.items():  # legend only
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
                                  legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
-    fig.update_xaxes(showticklabels=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor=None)
+    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)  # UMAP axes have no units
+    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_layout(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso",
                       legend=dict(title=colour_by, orientation="h", y=-0.02), clickmode="event+select")
     return fig
@@ -219,8 +219,8 @@ def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, colour_by: str,
                              name="same instruction"))
     fig.add_trace(_points(A, data.label(ref, seeds[ref]), colours, sel, size=8, symbol="circle"))
     fig.add_trace(_points(B, data.label(other, seeds[other]), colours, sel, size=8, symbol="x"))
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False)
+    fig.update_xaxes(showticklabels=False, zeroline=False, showgrid=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, showgrid=False)
     fig.update_layout(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"))
     return fig
 
