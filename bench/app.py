@@ -247,8 +247,10 @@ def main() -> int:
             page.goto(f"{url}/agent?instruction={instr}&env=0")
             settle(page)
             if page.get_by_role("button", name="▶", exact=True).count():
-                measure("agent: step", [lambda: page.get_by_role("button", name="▶", exact=True).click()] * args.rounds)
-                env_box = page.get_by_label("Environment seed", exact=True).and_(page.get_by_test_id("stNumberInputField"))
+                step = page.get_by_role("button", name="▶", exact=True)
+                measure("agent: step", [step.click] * args.rounds)
+                env_box = page.get_by_label("Environment seed", exact=True).and_(
+                    page.get_by_test_id("stNumberInputField"))
                 env_box.fill("7")
                 res["agent_uncached_rollout_s"] = interact(page, lambda: env_box.press("Enter"))
                 settle(page)

@@ -54,9 +54,8 @@ reflects item sampling only, not seed sampling (the per-seed values are reported
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -64,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
-from .instructions import DEFAULT_GRAMMAR, FACTORS, instruction_set, parse
+from .instructions import DEFAULT_GRAMMAR, FACTORS, instruction_set
 
 _DEGENERATE_TOL = 1e-8
 _ROUND = M.DECIMALS
@@ -397,7 +396,6 @@ def trained_vs_untrained(trained_list: Sequence[np.ndarray], untrained_list: Seq
         tv, uv = pt.mean(axis=1), pu.mean(axis=1)
     elif metric in ("rsa", "partial_rsa"):
         iu = np.triu_indices(n, k=1)
-        rc = None
         if metric == "partial_rsa":
             if control_rdm is None:
                 from .baselines import bag_of_words

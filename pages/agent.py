@@ -34,7 +34,8 @@ with c3:
     st.number_input("Environment seed", 0, 99_999, step=1, **state.bind("w_env", "env"),
                     help="Episode index in the 'show' split: a room layout never used for training or evaluation.")
 with c4:
-    st.segmented_control("View", state.VIEWS, format_func=lambda v: {"room": "Whole room", "agent": "Agent's 7×7 view"}[v],
+    st.segmented_control("View", state.VIEWS,
+                         format_func=lambda v: {"room": "Whole room", "agent": "Agent's 7×7 view"}[v],
                          help="The room as seen from above, or what the agent sees (its 7×7 egocentric window).",
                          **state.bind("w_view", "view"))
     if st.session_state["view"] not in state.VIEWS:
@@ -146,8 +147,9 @@ def make_gif() -> bytes:
 
 
 if frames:
-    st.download_button("Export this episode as a GIF", make_gif, file_name=f"alva_{agent_name}_{instr.replace(' ', '_')}"
-                       f"_env{env_index}_{st.session_state['view']}.gif", mime="image/gif", on_click="ignore")
-st.caption(f"Agent `{agent_name}` (assets/agents/{agent_name}.pt) acting greedily on “{instr}”. The attention map is "
-           "drawn over the agent's egocentric 7×7 view (the agent is at the bottom centre, looking up).")
+    st.download_button("Export this episode as a GIF", make_gif,
+                       file_name=f"alva_{agent_name}_{instr.replace(' ', '_')}_env{env_index}_"
+                                 f"{st.session_state['view']}.gif", mime="image/gif", on_click="ignore")
+st.caption(f"Agent `{agent_name}` (assets/agents/{agent_name}.pt) acting greedily on “{instr}”. The attention map "
+           "is drawn over the agent's egocentric 7×7 view (the agent is at the bottom centre, looking up).")
 finish()

@@ -7,7 +7,7 @@ from core import report
 from core.embedders import EmbedderError
 from ui import data, state
 from ui.state import INSTRUCTIONS
-from ui.widgets import finish, instruction_picker, k_slider, model_label, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, instruction_picker, k_slider, models_picker, not_computed, seed_picker, setup
 
 tok, ctx = setup()
 st.title("Neighbours")
@@ -107,7 +107,8 @@ def neighbours() -> None:
         rank = rank.sort_values(f"mean P@{k}", kind="stable").reset_index(drop=True)
         ev = st.dataframe(rank, hide_index=True, key=f"disagree_{i}_{k}_{'_'.join(lms)}", on_select="rerun",
                           selection_mode="single-row", height=400,
-                          column_config={c: st.column_config.NumberColumn(format="%.2f") for c in [f"mean P@{k}", *lms]})
+                          column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                         for c in [f"mean P@{k}", *lms]})
         rows = ev["selection"]["rows"] if ev else []
         if rows and rank["instruction"][rows[0]] != instr:
             state.select("instruction", rank["instruction"][rows[0]])

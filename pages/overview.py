@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import NotComputedError
-from ui import data, state
+from ui import data
 from ui.widgets import finish, setup
 
 tok, ctx = setup()

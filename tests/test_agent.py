@@ -7,7 +7,7 @@ import torch
 
 from core.agent import (ALM, AgentConfig, CheckpointError, build_agent, instruction_embeddings, load_agent,
                         render_views, save_checkpoint, untrained_agent)
-from core.env import ACTION_NAMES, EnvConfig, frame_pov, make_env, observe
+from core.env import ACTION_NAMES, frame_pov, make_env, observe
 from core.instructions import DEFAULT_GRAMMAR, instruction_set
 
 V = len(DEFAULT_GRAMMAR.vocabulary)  # 17

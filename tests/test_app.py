@@ -216,7 +216,7 @@ def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
     assert q["instruction"] == [at.session_state["instruction"]] and q["seed"] == ["0"]
     rank = _tables(at, "mean P@15")[0]
     assert len(rank) == 108 and rank["mean P@15"].is_monotonic_increasing
-    at.session_state[f"disagree_0_15_smollm2-135m_all-minilm-l6-v2"] = {
+    at.session_state["disagree_0_15_smollm2-135m_all-minilm-l6-v2"] = {
         "selection": {"rows": [0], "columns": [], "cells": []}}
     at.run()
     assert at.session_state["instruction"] == rank["instruction"].iloc[0]

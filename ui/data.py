@@ -39,7 +39,8 @@ _single_thread_blas()
 
 def _scan(d: Path, pattern: str) -> list[str]:
     try:
-        return [f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}" for e in sorted(os.scandir(d), key=lambda e: e.name)
+        return [f"{e.name}:{e.stat().st_size}:{e.stat().st_mtime_ns}"
+                for e in sorted(os.scandir(d), key=lambda e: e.name)
                 if e.is_file() and Path(e.name).match(pattern)]
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -85,7 +86,8 @@ def _context(tok: str) -> dict[str, Any]:
     present = inv[inv["present"]]
     known = list(inv["name"])
     agent_seeds = [s for s in report.seeds_of(report.REFERENCE) if s is not None]
-    ckpt = sorted(int(p.stem.rsplit("-s", 1)[1]) for p in (store.assets_dir() / "agents").glob(f"{report.REFERENCE}-s*.pt")
+    ckpt = sorted(int(p.stem.rsplit("-s", 1)[1])
+                  for p in (store.assets_dir() / "agents").glob(f"{report.REFERENCE}-s*.pt")
                   if p.stem.rsplit("-s", 1)[1].isdigit())
     seeds = sorted(set(agent_seeds) | set(ckpt)) or [0]
     models = [n for n, k in zip(present["name"], present["kind"]) if k == report.KIND_MODEL]

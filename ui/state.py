@@ -143,7 +143,7 @@ def apply_query(ctx: dict[str, Any]) -> None:
                 ss["colour_by"] = raw
             elif key == "ref":
                 if raw not in ctx["known_models"]:
-                    raise ValueError(f"unknown reference model; known models are listed on the Overview page")
+                    raise ValueError("unknown reference model; known models are listed on the Overview page")
                 ss["ref"] = raw
         except (ValueError, InstructionError) as e:
             shown = md_escape(ss.get(key))

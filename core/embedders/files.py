@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import BadOptionError, NotComputedError, UnknownModelError
+from .errors import BadOptionError, NotComputedError
 from .registry import TABLE, ModelSpec
 
 
