@@ -99,6 +99,18 @@ def wait_for_app_run(page, timeout=90_000):
                                                                                        timeout=timeout)
 
 
+def click_until(page, button, shown, timeout=5_000) -> None:
+    """Click ``button`` and wait until ``shown`` is visible; click once more if nothing happened. In headless
+    Chromium about 1 in 30 clicks on a button inside an ``st.fragment`` starts no rerun (Streamlit 1.67; measured
+    by bench/app.py, which reports them): the test is about what a click does, not about that."""
+    button.click()
+    try:
+        expect(shown).to_be_visible(timeout=timeout)
+    except AssertionError:
+        button.click()
+        expect(shown).to_be_visible(timeout=30_000)
+
+
 def query(page) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(urlparse(page.url).query).items()}
 
@@ -165,10 +177,10 @@ def test_agent_steps_plays_and_exports_a_gif(app_url, page, tmp_path):
     first = page.get_by_text(re.compile(r"step 0 of \d+"))
     expect(first).to_be_visible(timeout=60_000)
     n = min(3, int(re.search(r"of (\d+)", first.inner_text()).group(1)))
-    for _ in range(n):
-        page.get_by_role("button", name="▶", exact=True).click()
+    for t in range(1, n + 1):
+        click_until(page, page.get_by_role("button", name="▶", exact=True),
+                    page.get_by_text(re.compile(rf"step {t} of \d+")))
         wait_for_app_run(page)
-    expect(page.get_by_text(re.compile(rf"step {n} of \d+"))).to_be_visible()
     assert query(page)["step"] == str(n)
     page.get_by_text("▶ Play", exact=True).click()
     page.wait_for_timeout(2500)
