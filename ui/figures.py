@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-
 from plotly.subplots import make_subplots
 
 from core import metrics, projection, report
@@ -26,6 +25,7 @@ KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22",
            "#7f7f7f", "#393b79", "#637939"]
 BASE_COLOURS = ["#555555", "#888888", "#aaaaaa", "#333333", "#999999", "#666666"]
+Spaces = tuple[tuple[str, "int | None"], ...]  # (name, seed file used) per space
 
 
 def _polygon(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,10 +88,11 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
                               "p_perm": st_["p"]})
         if show_seeds and n_ref_seeds > 1:
             spread = _seed_curves(tok, ctx, ref, m)
-            x, y = _joined([(ks, spread.min(axis=0)), (ks, spread.max(axis=0))])
+            lo, hi = spread.min(axis=0), spread.max(axis=0)
+            x, y = _joined([(ks, lo), (ks, hi)])
             traces.append(go.Scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=0.8, dash="dot"),
                                      legendgroup=name, showlegend=False, hoverinfo="skip", name="seed min/max"))
-            frame["agent_seeds_min"], frame["agent_seeds_max"] = spread.min(axis=0), spread.max(axis=0)
+            frame["agent_seeds_min"], frame["agent_seeds_max"] = lo, hi
             frame["agent_seeds_mean"] = spread.mean(axis=0)
         traces.append(go.Scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
                                  line=dict(color=colour, dash=KIND_STYLE.get(kind, "solid"), width=2.2),
@@ -112,7 +113,7 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def precision_heatmap(tok: str, spaces: tuple[tuple[str, int | None], ...], k: int) -> tuple[go.Figure, bytes]:
+def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[go.Figure, bytes]:
     """(heatmap figure, matrix as CSV) of P@k between every pair of ``spaces`` ((name, seed) pairs)."""
     M = data.precision_matrix(tok, spaces, k)
     hm = go.Figure(go.Heatmap(z=M.values, x=list(M.columns), y=list(M.index), zmin=0, zmax=1,
@@ -125,7 +126,6 @@ def precision_heatmap(tok: str, spaces: tuple[tuple[str, int | None], ...], k: i
 
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
 FACTOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-Spaces = tuple[tuple[str, "int | None"], ...]
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
