@@ -326,6 +326,53 @@ def test_selection_events_map_to_instruction_indices():
     assert selected_indices(None) == [] and selected_indices({}) == []
 
 
+def test_figures_are_what_plotly_validation_would_write(synthetic):
+    """ui.figures writes Plotly JSON without Plotly's validation (speed): each figure must already be in the form
+    validation gives (valid properties, no legacy shorthands such as a string axis title)."""
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from ui import data, figures
+
+    tok = data.token()
+    spaces = (("alm", 0), ("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None))
+    figs = [figures.precision_curves(tok, "alm", 0, ("smollm2-135m", "bag-of-words"), True, True, True)[0],
+            figures.precision_heatmap(tok, spaces, 7)[0],
+            figures.umap_multiples(tok, spaces, "alm", "colour", ()),
+            figures.umap_multiples(tok, spaces, "alm", "verb", (3, 50)),
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", "object", (3,))]
+    for fig in figs:
+        raw = json.loads(pio.to_json(fig, validate=False))
+        assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))
+    multiples = figs[2]
+    titles = [a["text"] for a in multiples.layout.annotations]
+    assert titles[0] == "alm-s0 (reference)" and len(titles) == len(spaces)
+    panels = [t for t in multiples.data if t.mode == "markers" and not t.showlegend]
+    assert [(t.xaxis, t.yaxis) for t in panels] == [("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x4", "y4")]
+    assert multiples.layout.xaxis4.domain[0] == 0 and multiples.layout.yaxis4.domain[1] < 0.5  # 2nd row
+
+
+def test_cached_neighbour_loaders_agree_with_core_metrics(synthetic):
+    """ui.data keeps one full ranking per space and one count matrix per pair; any k is a slice of them."""
+    from core import metrics
+    from core.embedders import load_embeddings
+    from ui import data
+
+    tok = data.token()
+    A, B = load_embeddings("alm", 0)[0], load_embeddings("smollm2-135m", None)[0]
+    for k in (1, 7, 15, 107):
+        idx, sim = data.neighbours(tok, "alm", 0, k)
+        ref_idx, ref_sim = metrics.neighbours(A, k, return_similarity=True)
+        assert np.array_equal(idx, ref_idx) and np.allclose(sim, ref_sim)
+        assert np.allclose(data.per_item(tok, "alm", 0, "smollm2-135m", None, k),
+                           metrics.per_item_precision(A, B, k))
+    for bad in (0, 108):
+        with pytest.raises(metrics.MetricInputError, match="k must satisfy"):
+            data.neighbours(tok, "alm", 0, bad)
+        with pytest.raises(metrics.MetricInputError, match="k must satisfy"):
+            data.per_item(tok, "alm", 0, "smollm2-135m", None, bad)
+
+
 # ------------------------------------------------------------------------------------------ agent
 def test_agent_page_steps_plays_and_exports(synthetic):
     at = _run("agent", {"instruction": INSTR[3], "env": "2"}, timeout=180)

@@ -130,19 +130,38 @@ def label(name: str, seed: int | None) -> str:
     return report.stem(name, seed)
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def neighbours(tok: str, name: str, seed: int | None, k: int) -> tuple[np.ndarray, np.ndarray]:
-    idx, sim = metrics.neighbours(_space(tok, name, seed)[0], k, return_similarity=True)
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _ranking(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every item's full neighbour ranking (n, n-1) and the cosine similarities in that order: computed once per
+    space, so that a new k is a slice (a k slider move computes nothing)."""
+    E = _space(tok, name, seed)[0]
+    idx, sim = metrics.neighbours(E, E.shape[0] - 1, return_similarity=True)
     idx.setflags(write=False)
     sim.setflags(write=False)
     return idx, sim
 
 
-@st.cache_resource(max_entries=512, show_spinner=False)
-def per_item(tok: str, a: str, sa: int | None, b: str, sb: int | None, k: int) -> np.ndarray:
-    v = metrics.per_item_precision(_space(tok, a, sa)[0], _space(tok, b, sb)[0], k)
+def neighbours(tok: str, name: str, seed: int | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, cosine similarities), each (n, k): every item's k nearest neighbours, nearest first (self
+    excluded, ties by index: :func:`core.metrics.neighbours`, of which the first k of the full ranking are)."""
+    idx, sim = _ranking(tok, name, seed)
+    k = metrics.check_k(k, idx.shape[0])
+    return idx[:, :k], sim[:, :k]
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _per_item_counts(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> np.ndarray:
+    v = metrics.per_item_counts(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
     v.setflags(write=False)
     return v
+
+
+def per_item(tok: str, a: str, sa: int | None, b: str, sb: int | None, k: int) -> np.ndarray:
+    """(n,) per-item P@k(i) of space a vs space b (:func:`core.metrics.per_item_precision`), read from the pair's
+    intersection counts for every k (computed once per pair)."""
+    counts = _per_item_counts(tok, a, sa, b, sb)
+    k = metrics.check_k(k, counts.shape[0])
+    return counts[:, k - 1] / k
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
