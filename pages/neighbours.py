@@ -12,9 +12,10 @@ from ui.widgets import finish, instruction_picker, k_slider, models_picker, not_
 tok, ctx = setup()
 st.title("Neighbours")
 st.caption("For the selected instruction, each model's k nearest instructions by cosine similarity of its "
-           "embeddings, nearest first (the instruction itself excluded; ties broken by instruction order). ✓ marks a "
-           "neighbour "
-           "that the agent shares. Click a row to make that neighbour the selected instruction.")
+           "embeddings (the number after the instruction), nearest first (the instruction itself excluded; ties "
+           "broken by instruction order); one column per model. ✓ marks a neighbour that the agent shares; a "
+           "column's header gives that model's P@k against the agent for this instruction. Click a cell to make "
+           "that neighbour the selected instruction.")
 
 @st.fragment
 def neighbours() -> None:
@@ -33,14 +34,12 @@ def neighbours() -> None:
     st.page_link("pages/agent.py", label=f"Watch the agent act on “{instr}” (Agent page)", icon="🤖",
                  query_params={"instruction": instr, "seed": str(agent_seed)})
 
-
     def load(name):
         try:
             E, man, s = data.space(tok, ctx, name, agent_seed)
             return s
         except (EmbedderError, LookupError) as e:
             return e
-
 
     ref_seed = load(ref)
     have_ref = not isinstance(ref_seed, Exception)
@@ -54,36 +53,49 @@ def neighbours() -> None:
     if not models:
         st.info("Pick at least one model above.")
 
-    PER_ROW = 3
-    for row_start in range(0, len(models), PER_ROW):
-        cols = st.columns(PER_ROW)
-        for col, name in zip(cols, models[row_start:row_start + PER_ROW]):
-            with col:
-                s = load(name)
-                st.markdown(f"**{data.label(name, None if isinstance(s, Exception) else s)}**  \n"
-                            f"<small>{ctx['families'].get(name, '')}</small>", unsafe_allow_html=True)
-                if isinstance(s, Exception):
-                    not_computed(ctx, name, s)
-                    continue
-                idx, sim = data.neighbours(tok, name, s, k)
-                df = pd.DataFrame({"neighbour": [INSTRUCTIONS[j] for j in idx[i]], "cosine": sim[i]})  # nearest first
-                if have_ref:
-                    df["agent"] = ["✓" if j in agent_set else "" for j in idx[i]]
-                    if not (name == ref and s == ref_seed):
-                        p = data.per_item(tok, ref, ref_seed, name, s, k)[i]
-                        st.metric(f"P@{k} vs agent (this instruction)", f"{p:.2f}",
-                                  help=f"shared neighbours / k = {int(round(p * k))}/{k}")
-                    else:
-                        st.metric(f"P@{k} vs agent (this instruction)", "—", help="This column is the agent itself.")
-                ev = st.dataframe(df, hide_index=True, key=f"nb_{name}_{i}", on_select="rerun",
-                                  selection_mode="single-row", height=min(35 * (k + 1) + 3, 560),
-                                  column_config={"cosine": st.column_config.NumberColumn(format="%.3f", width=54),
-                                                 "neighbour": st.column_config.TextColumn(width=165),
-                                                 "agent": st.column_config.TextColumn(width=46)})
-                rows = ev["selection"]["rows"] if ev else []
-                if rows:
-                    state.select("instruction", INSTRUCTIONS[int(idx[i][rows[0]])])
-                    state.rerun()
+    # one grid, one column per model: a single table draws far faster in the browser than one per model
+    shown: dict[str, list[str]] = {}  # grid column -> its neighbours, nearest first
+    grid = pd.DataFrame({"rank": np.arange(1, k + 1)})
+    config: dict = {"rank": st.column_config.NumberColumn("#", width=32, pinned=True)}
+    long, missing = [], []
+    for name in models:
+        s = load(name)
+        if isinstance(s, Exception):
+            missing.append((name, s))
+            continue
+        col = data.label(name, s)
+        idx, sim = data.neighbours(tok, name, s, k)
+        is_ref = have_ref and name == ref and s == ref_seed
+        shared = [have_ref and not is_ref and j in agent_set for j in idx[i]]
+        shown[col] = [INSTRUCTIONS[j] for j in idx[i]]
+        grid[col] = [f"{'✓ ' if sh else ''}{INSTRUCTIONS[j]} · {c:.3f}" for j, c, sh in zip(idx[i], sim[i], shared)]
+        fam = ctx["families"].get(name, "")
+        if not have_ref:
+            header, about = col, fam
+        elif is_ref:
+            header, about = f"{col} (agent)", f"{fam}: the agent itself, the reference of ✓ and P@{k}."
+        else:
+            p = data.per_item(tok, ref, ref_seed, name, s, k)[i]
+            header = f"{col} · P@{k} {p:.2f}"
+            about = (f"{fam}. P@{k} vs the agent for this instruction: {int(round(p * k))} of its {k} nearest "
+                     f"instructions are also among the agent's (✓).")
+        config[col] = st.column_config.TextColumn(header, help=about, width=235)
+        long += [{"instruction": instr, "model": col, "rank": r + 1, "neighbour": INSTRUCTIONS[j], "cosine": c,
+                  "shared_with_agent": sh if not is_ref else None}
+                 for r, (j, c, sh) in enumerate(zip(idx[i], sim[i], shared))]
+    if shown:
+        ev = st.dataframe(grid, hide_index=True, key=f"nb_grid_{i}", on_select="rerun",
+                          selection_mode="single-cell", column_config=config, height=min(35 * (k + 1) + 3, 560))
+        cells = ev["selection"].get("cells", []) if ev else []
+        if cells:
+            row, col = cells[0]
+            if col in shown and 0 <= int(row) < len(shown[col]):
+                state.select("instruction", shown[col][int(row)])
+                state.rerun()
+        st.download_button("Download these neighbours (CSV)", pd.DataFrame(long).to_csv(index=False).encode(),
+                           file_name=f"alva_neighbours_k{k}.csv", mime="text/csv", on_click="ignore")
+    for name, err in missing:
+        not_computed(ctx, name, err)
 
     # ------------------------------------------------------------------------------------ disagreement
     st.header("Where the agent and the language models disagree")

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -172,8 +173,24 @@ def test_overview_headline_and_not_computed(synthetic):
 
 
 # ------------------------------------------------------------------------------------------ neighbours
+def _neighbour_grid(at):
+    grids = _tables(at, "rank")
+    return grids[0] if grids else None
+
+
 def _neighbour_tables(at):
-    return _tables(at, "neighbour")
+    """The neighbour grid (one column per model, cells "[✓ ]instruction · cosine") as one frame per model with
+    columns neighbour, cosine, agent (✓ or "")."""
+    grid = _neighbour_grid(at)
+    if grid is None:
+        return []
+    out = []
+    for col in grid.columns.drop("rank"):
+        parsed = [re.fullmatch(r"(✓ )?(.+) · (-?\d\.\d{3})", c).groups() for c in grid[col]]
+        out.append(pd.DataFrame({"neighbour": [p[1] for p in parsed], "cosine": [float(p[2]) for p in parsed],
+                                 "agent": ["✓" if p[0] else "" for p in parsed]}, index=grid["rank"].to_numpy()))
+        out[-1].attrs["model"] = col
+    return out
 
 
 def test_neighbours_respond_to_instruction_k_and_models(synthetic):
@@ -190,16 +207,27 @@ def test_neighbours_respond_to_instruction_k_and_models(synthetic):
     at.slider(key="w_k").set_value(5).run()
     assert all(len(t) == 5 for t in _neighbour_tables(at)) and _qp(at, "k") == "5"
     at.multiselect(key="w_models").set_value(["alm", "bag-of-words"]).run()
-    assert len(_neighbour_tables(at)) == 2 and _qp(at, "models") == "alm,bag-of-words"
-    # the agent column marks every neighbour as shared with itself
-    assert set(_neighbour_tables(at)[0]["agent"]) == {"✓"}
+    agent, bow = _neighbour_tables(at)
+    assert (agent.attrs["model"], bow.attrs["model"]) == ("alm-s0", "bag-of-words") and _qp(at, "models") == \
+        "alm,bag-of-words"
+    # ✓ marks exactly the neighbours the agent shares; cosines are nearest first
+    assert set(agent["agent"]) == {""}
+    assert [a == "✓" for a in bow["agent"]] == [n in set(agent["neighbour"]) for n in bow["neighbour"]]
+    assert bow["cosine"].is_monotonic_decreasing
+    header = _neighbour_grid(at)
+    assert list(header.columns) == ["rank", "alm-s0", "bag-of-words"] and list(header["rank"]) == [1, 2, 3, 4, 5]
+    labels = {c: v.get("label") for c, v in json.loads(next(d for d in at.dataframe if "rank" in d.value.columns)
+                                                    .proto.columns).items()}
+    shared = sum(a == "✓" for a in bow["agent"])  # the header's P@k is the share of ✓ in the column
+    assert labels["bag-of-words"] == f"bag-of-words · P@5 {shared / 5:.2f}" and labels["alm-s0"] == "alm-s0 (agent)"
+    assert any(b.label.startswith("Download these neighbours") for b in at.get("download_button"))
 
 
 def test_clicking_a_neighbour_selects_it(synthetic):
     at = _run("neighbours")
     i = INSTR.index(at.session_state["instruction"])
     target = _neighbour_tables(at)[1]["neighbour"].iloc[2]
-    at.session_state[f"nb_smollm2-135m_{i}"] = {"selection": {"rows": [2], "columns": [], "cells": []}}
+    at.session_state[f"nb_grid_{i}"] = {"selection": {"rows": [], "columns": [], "cells": [[2, "smollm2-135m"]]}}
     at.run()
     assert not at.exception
     assert at.session_state["instruction"] == target

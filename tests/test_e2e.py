@@ -154,10 +154,10 @@ def test_click_a_neighbour_changes_the_selection(app_url, page):
     grid = page.locator("[data-testid='stDataFrame']").first
     grid.wait_for(state="visible")
     box = grid.bounding_box()
-    # glide-data-grid: header row 35 px, rows 35 px; the row-selection marker column is at the far left
-    y = box["y"] + 35 + 35 * 1 + 17  # second neighbour
-    page.mouse.move(box["x"] + 15, y)
-    page.mouse.click(box["x"] + 15, y)
+    # glide-data-grid: header row 35 px, rows 35 px; columns: rank (32 px), then one per model (235 px)
+    x, y = box["x"] + 32 + 120, box["y"] + 35 + 35 * 1 + 17  # the model's second neighbour
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
     page.wait_for_function("() => !decodeURIComponent(location.search).replace(/\\+/g, ' ')"
                            ".includes('instruction=go to the red ball')", timeout=30_000)
     wait_for_app_run(page)
