@@ -54,15 +54,15 @@ with st.spinner(f"Computing permutation nulls and bootstrap CIs for {len(need)} 
                 f"({report.N_PERM} permutations each; kept in the cache afterwards)…") if need else nullcontext():
     for m in need:
         data.pair_stats(tok, ref, ref_seed, m, data.space_seed(ctx, m, agent_seed))
-fig, table, table_csv = figures.precision_curves(tok, ref, agent_seed, tuple(others), show_perm, show_boot,
-                                                 show_seeds)
-st.plotly_chart(fig, key="pk_curves")
+spec, plot, table, table_csv = figures.precision_curves(tok, ref, agent_seed, tuple(others), show_perm, show_boot,
+                                                        show_seeds)
+st.vega_lite_chart(plot, spec, key="pk_curves", width="stretch")
 st.caption("Solid = models, dotted = agent variants, dashed = baselines (reference rows); black dotted = analytic "
            "chance k/(n−1). Grey: each pair's 95% permutation band (the model's instruction labels shuffled "
            f"{report.N_PERM}×). Coloured band: 95% bootstrap CI over instructions ({report.N_BOOT} resamples). "
            f"Thin dotted lines: min and max over the {len(ctx['seeds_of'].get(ref, []))} seeds of the reference "
-           "(each against the model file of the matching seed where there is one). Click a legend entry to hide a "
-           "pair (its curve, CI and seed spread; the grey bands of all pairs are one entry).")
+           "(each against the model file of the matching seed where there is one). Hover a curve for its values; "
+           "click a legend entry to highlight that pair (shift-click for several, double-click to reset).")
 
 names = list(dict.fromkeys([ref, *others]))
 spaces = tuple((m, data.space_seed(ctx, m, agent_seed)) for m in names)
@@ -85,10 +85,10 @@ def at_k() -> None:
     # ------------------------------------------------------------------------------------ heatmap
     st.subheader(f"P@{k} between every pair")
     if len(spaces) >= 2:
-        hm, matrix_csv = figures.precision_heatmap(tok, spaces, k)
-        st.plotly_chart(hm, key="pk_heatmap")
-        st.caption(f"Hover a cell for its value (all values: the CSV below). Chance at k = {k}: {k / (N - 1):.3f}. "
-                   "Diagonal = 1 by definition.")
+        hm, cells, matrix_csv = figures.precision_heatmap(tok, spaces, k)
+        st.vega_lite_chart(cells, hm, key="pk_heatmap", width="stretch")
+        st.caption(f"Rows and columns: the spaces compared (symmetric). Chance at k = {k}: {k / (N - 1):.3f}. "
+                   "Diagonal = 1 by definition. Full precision: hover a cell, or the CSV below.")
         st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
                            mime="text/csv", on_click="ignore")
     else:

@@ -280,7 +280,7 @@ def test_hostile_query_parameters_fall_back_with_a_message(synthetic, params, ne
         warnings = " ".join(w.value for w in at.warning).replace("\\", "")  # markdown escapes removed
         assert needle in warnings
         assert check(at.session_state)
-        assert _neighbour_tables(at) if page == "neighbours" else _specs(at)
+        assert _neighbour_tables(at) if page == "neighbours" else (_specs(at) or _vega(at))
 
 
 def test_model_without_embeddings_shows_guidance(synthetic):
@@ -294,31 +294,56 @@ def test_model_without_embeddings_shows_guidance(synthetic):
 
 
 # ------------------------------------------------------------------------------------------ P@k
+def _vega(at: AppTest) -> list[tuple[dict, pd.DataFrame]]:
+    """(spec, data) of every Vega-Lite chart."""
+    import pyarrow as pa
+
+    return [(json.loads(c.proto.spec), pa.ipc.open_stream(c.proto.data.data).read_all().to_pandas())
+            for c in at.get("vega_lite_chart")]
+
+
+def _layer(spec: dict, mark: str, y: str) -> dict | None:
+    for lay in spec["layer"]:
+        m = lay["mark"] if isinstance(lay["mark"], str) else lay["mark"]["type"]
+        if m == mark and lay["encoding"].get("y", {}).get("field") == y:
+            return lay
+    return None
+
+
 def test_precision_curves_bands_heatmap(synthetic):
     at = _run("precision")
     assert not at.exception
-    curves, heat = _specs(at)
-    names = [t.get("name", "") for t in curves["data"]]
-    assert "chance k/(n−1)" in names
-    assert any("vs smollm2-135m" in n for n in names) and any("vs bag-of-words" in n for n in names)
-    bow = next(t for t in curves["data"] if t.get("name", "").endswith("vs bag-of-words"))
-    assert bow["line"]["dash"] == "dash"  # baselines drawn distinctly
-    pairs = [t for t in curves["data"] if " vs " in t.get("name", "")]
-    boot = [t for t in curves["data"] if t.get("name") == "bootstrap CI"]
-    assert len(pairs) >= 3 and len(boot) == len(pairs) and all(t["fill"] == "toself" for t in boot)
-    perm = [t for t in curves["data"] if t.get("name") == "permutation 95% bands"]
-    assert len(perm) == 1 and perm[0]["fill"] == "toself"  # every pair's band in one trace, NaN-separated
-    assert np.isnan(_values(perm[0]["y"])).sum() == len(pairs) - 1
+    assert not at.get("plotly_chart")  # the P@k page draws with Vega-Lite only (no Plotly bundle to load)
+    (curves, plot), (heat, cells) = _vega(at)
+    pairs = list(dict.fromkeys(plot["pair"]))
+    assert {"smollm2-135m", "all-minilm-l6-v2", "bag-of-words"} <= set(pairs)
+    assert all((plot["pair"] == p).sum() == 107 for p in pairs)
+    assert ((plot["p"] >= 0) & (plot["p"] <= 1)).all() and (plot["boot_lo"] <= plot["p"] + 1e-12).all()
+    line = _layer(curves, "line", "p")
+    dash = dict(zip(line["encoding"]["strokeDash"]["scale"]["domain"], line["encoding"]["strokeDash"]["scale"]["range"]))
+    assert plot.loc[plot["pair"] == "bag-of-words", "kind"].iloc[0] == "baseline" and dash["baseline"] != [1, 0]
+    assert dash["model"] == [1, 0]  # baselines drawn distinctly from models
+    assert _layer(curves, "area", "null_lo") and _layer(curves, "area", "boot_lo")  # permutation band, bootstrap CI
+    assert _layer(curves, "line", "seed_min") and _layer(curves, "line", "seed_max")  # across agent seeds
+    chance = _layer(curves, "line", "chance")["data"]["values"]
+    assert len(chance) == 107 and chance[14] == {"k": 15, "chance": pytest.approx(15 / 107)}
+    tab = _tables(at, "P@k")[0]  # the table at k = 15 holds the curves' values at k = 15
+    smol = tab[tab["model"] == "smollm2-135m"].iloc[0]
+    assert smol["P@k"] == pytest.approx(plot[(plot["pair"] == "smollm2-135m") & (plot["k"] == 15)]["p"].iloc[0])
+    assert "p_perm" in tab
+
+    def matrix(cells):
+        return cells.pivot(index="row", columns="column", values="p")
+
     at.slider(key="w_k").set_value(3).run()
-    _, heat3 = _specs(at)
-    z15, z3 = _values(heat["data"][0]["z"]), _values(heat3["data"][0]["z"])
-    assert z15.shape == z3.shape == (len(heat["data"][0]["x"]),) * 2
+    z15, z3 = matrix(cells), matrix(_vega(at)[1][1])
+    n = len(set(cells["row"]))
+    assert z15.shape == z3.shape == (n, n) and n == len(pairs) + 1
     assert np.allclose(np.diag(z3), 1) and np.allclose(z3, z3.T) and not np.allclose(z3, z15)
-    tab = _tables(at, "P@k")[0]
-    assert len(tab) and "p_perm" in tab
+    assert _vega(at)[1][0]["layer"][0]["encoding"]["color"]["title"] == "P@3"
     at.toggle(key="p_perm").set_value(False).run()
     at.toggle(key="p_boot").set_value(False).run()
-    assert sum(1 for t in _specs(at)[0]["data"] if t.get("fill") == "toself") == 0
+    assert not any(lay["mark"]["type"] == "area" for lay in _vega(at)[0][0]["layer"] if isinstance(lay["mark"], dict))
     assert any(b.label.startswith("Download all curves") for b in at.get("download_button"))
 
 
@@ -354,9 +379,11 @@ def test_selection_events_map_to_instruction_indices():
     assert selected_indices(None) == [] and selected_indices({}) == []
 
 
-def test_figures_are_what_plotly_validation_would_write(synthetic):
-    """ui.figures writes Plotly JSON without Plotly's validation (speed): each figure must already be in the form
-    validation gives (valid properties, no legacy shorthands such as a string axis title)."""
+def test_figures_are_valid_plotly_and_vega_lite(synthetic):
+    """ui.figures writes Plotly JSON and Vega-Lite specs without validation (speed): each Plotly figure must
+    already be in the form validation gives (valid properties, no legacy shorthands such as a string axis title),
+    each Vega-Lite spec must pass the Vega-Lite schema (Altair's validation)."""
+    import altair as alt
     import plotly.graph_objects as go
     import plotly.io as pio
 
@@ -364,20 +391,29 @@ def test_figures_are_what_plotly_validation_would_write(synthetic):
 
     tok = data.token()
     spaces = (("alm", 0), ("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None))
-    figs = [figures.precision_curves(tok, "alm", 0, ("smollm2-135m", "bag-of-words"), True, True, True)[0],
-            figures.precision_heatmap(tok, spaces, 7)[0],
-            figures.umap_multiples(tok, spaces, "alm", "colour", ()),
+    figs = [figures.umap_multiples(tok, spaces, "alm", "colour", ()),
             figures.umap_multiples(tok, spaces, "alm", "verb", (3, 50)),
             figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", "object", (3,))]
     for fig in figs:
         raw = json.loads(pio.to_json(fig, validate=False))
         assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))
-    multiples = figs[2]
+    multiples = figs[0]
     titles = [a["text"] for a in multiples.layout.annotations]
     assert titles[0] == "alm-s0 (reference)" and len(titles) == len(spaces)
     panels = [t for t in multiples.data if t.mode == "markers" and not t.showlegend]
     assert [(t.xaxis, t.yaxis) for t in panels] == [("x", "y"), ("x2", "y2"), ("x3", "y3"), ("x4", "y4")]
     assert multiples.layout.xaxis4.domain[0] == 0 and multiples.layout.yaxis4.domain[1] < 0.5  # 2nd row
+
+    for flags in [(True, True, True), (False, False, False)]:
+        spec, plot, _, _ = figures.precision_curves(tok, "alm", 0, ("smollm2-135m", "bag-of-words"), *flags)
+        rows = json.loads(plot.head(5).to_json(orient="records"))
+        alt.LayerChart.from_dict({**spec, "data": {"values": rows}})  # raises on a schema violation
+        fields = {lay["encoding"][c]["field"] for lay in spec["layer"] if "data" not in lay
+                  for c in ("x", "y", "y2") if c in lay["encoding"]}
+        assert fields <= set(plot.columns)  # every field a layer reads is in the chart's data
+    spec, cells, _ = figures.precision_heatmap(tok, spaces, 7)
+    alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(cells.head(3).to_json(orient="records"))}})
+    assert len(cells) == len(spaces) ** 2
 
 
 def test_cached_neighbour_loaders_agree_with_core_metrics(synthetic):

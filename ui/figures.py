@@ -1,11 +1,20 @@
 """Figures and tables of the dashboard, built once per input and cached (``st.cache_resource``).
 
 Why cached here rather than built in the page: a figure whose JSON differs from the previous run is redrawn by
-the browser (~100 ms for the P@k curves). So a figure depends only on what it shows: the P@k curves do not
-depend on k (the heatmap and the table at k do), and a slider move redraws only what changed. Figures are
-written as plain Plotly JSON (:func:`_figure`): ``plotly.graph_objects`` validates every property as it is set,
-~25 ms for a 6-panel UMAP figure against ~1 ms, which a visitor waits for on every cache miss (a new colouring,
-a new selection). tests/test_app.py checks that every builder's output passes Plotly's validation.
+the browser. So a figure depends only on what it shows: the P@k curves do not depend on k (the heatmap and the
+table at k do), and a slider move redraws only what changed.
+
+Two chart libraries, each where it is cheaper or needed:
+
+* **Vega-Lite** (``st.vega_lite_chart``) for the P@k curves and heatmap: its browser code is ~0.8 MB against
+  Plotly's 4.7 MB, which every page load that shows a Plotly chart parses again (~0.25 s on a 2-core machine),
+  and it draws on a canvas. Specs are plain dicts (no Altair: its schema validation costs ~20 ms per build);
+  tests/test_app.py validates them against the Vega-Lite schema.
+* **Plotly** for the Procrustes UMAP panels: lasso selection of points and the toolbar's PNG export. Figures
+  are written as plain Plotly JSON (:func:`_figure`): ``plotly.graph_objects`` validates every property as it is
+  set, ~25 ms for a 6-panel figure against ~1 ms, which a visitor waits for on every cache miss (a new colouring,
+  a new selection). tests/test_app.py checks that the output is what Plotly's validation would write.
+
 Returned objects are shared by every session: never mutate them.
 """
 from __future__ import annotations
@@ -16,14 +25,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import get_colorscale
 
 from core import metrics, projection, report
 from ui import data
 from ui.state import FACTORS, INSTRUCTIONS, N
 
-#: line style per kind of space: models solid, agent variants dotted, baselines (reference rows) dashed
-KIND_STYLE = {report.KIND_MODEL: "solid", report.KIND_AGENT: "dot", report.KIND_BASELINE: "dash"}
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22",
            "#7f7f7f", "#393b79", "#637939"]
 BASE_COLOURS = ["#555555", "#888888", "#aaaaaa", "#333333", "#999999", "#666666"]
@@ -39,19 +45,6 @@ def _scatter(**props: Any) -> dict[str, Any]:
     return {"type": "scatter", **props}
 
 
-def _polygon(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The closed outline of the band lo..hi over x (for ``fill="toself"``)."""
-    return np.r_[x, x[::-1]], np.r_[hi, lo[::-1]]
-
-
-def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Several lines or outlines as one trace: NaN gaps between them (each gap ends a line / closes a fill)."""
-    gap = np.array([np.nan])
-    xs = np.concatenate([a for x, _ in parts for a in (x, gap)][:-1]) if parts else np.array([])
-    ys = np.concatenate([a for _, y in parts for a in (y, gap)][:-1]) if parts else np.array([])
-    return xs, ys
-
-
 def _seed_curves(tok: str, ctx: dict[str, Any], ref: str, m: str) -> np.ndarray:
     """P@k curve of ``ref`` vs ``m`` for every seed of the reference (each against m's matching seed file)."""
     out = []
@@ -64,21 +57,28 @@ def _seed_curves(tok: str, ctx: dict[str, Any], ref: str, m: str) -> np.ndarray:
     return np.array(out)
 
 
+#: line style (Vega-Lite strokeDash) per kind of space: models solid, agent variants dotted, baselines (reference
+#: rows) dashed
+KIND_DASH = {report.KIND_MODEL: [1, 0], report.KIND_AGENT: [2, 2], report.KIND_BASELINE: [6, 3]}
+_Q, _N = "quantitative", "nominal"
+
+
 @st.cache_resource(max_entries=32, show_spinner=False)
 def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...], show_perm: bool,
-                     show_boot: bool, show_seeds: bool) -> tuple[go.Figure, pd.DataFrame, bytes]:
-    """(figure, long table, the table as CSV) of P@k for k = 1..n-1 between ``ref`` and each of ``others``.
+                     show_boot: bool, show_seeds: bool) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, bytes]:
+    """(Vega-Lite spec, its data, long table, the table as CSV) of P@k for k = 1..n-1 between ``ref`` and each of
+    ``others``: ``st.vega_lite_chart(data, spec)``.
 
-    The figure has the analytic chance line, per pair the permutation 95% band and bootstrap 95% CI (when
-    asked), and the min/max over the reference's seeds (when asked and the reference has several seeds).
+    Layers: per pair the permutation 95% band (grey) and bootstrap 95% CI (the pair's colour) when asked, the
+    min/max over the reference's seeds (thin dotted, when asked and the reference has several seeds), the curve
+    (dash by kind of space), and the analytic chance line. A legend click highlights a pair (shift-click: more).
     Pair statistics must be ready or computable (the page shows the spinner while they are computed)."""
     ctx = data.context(tok)
     ref_seed = data.space_seed(ctx, ref, agent_seed)
     ks = np.arange(1, N)
-    # Drawing cost in the browser grows with the number of traces, so: every pair's permutation band (all the
-    # same grey) is one trace, and a pair's min and max over seeds are one trace.
-    traces, null_bands, frames, ci, bi = [], [], [], 0, 0
+    frames, pairs, colours, ci, bi = [], [], [], 0, 0
     n_ref_seeds = len(ctx["seeds_of"].get(ref, []))
+    seeds_drawn = show_seeds and n_ref_seeds > 1
     for m in others:
         s = data.space_seed(ctx, m, agent_seed)
         st_ = data.pair_stats(tok, ref, ref_seed, m, s)
@@ -87,54 +87,96 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
             colour, bi = BASE_COLOURS[bi % len(BASE_COLOURS)], bi + 1
         else:
             colour, ci = PALETTE[ci % len(PALETTE)], ci + 1
-        name = f"{data.label(ref, ref_seed)} vs {data.label(m, s)}"
-        null_bands.append(_polygon(ks, st_["null_lo"], st_["null_hi"]))
-        if show_boot:
-            x, y = _polygon(ks, st_["boot_lo"], st_["boot_hi"])
-            traces.append(_scatter(x=x, y=y, fill="toself", fillcolor=colour, opacity=0.22, line=dict(width=0),
-                                   hoverinfo="skip", legendgroup=name, showlegend=False, name="bootstrap CI"))
+        name = data.label(m, s)  # the reference is the same for every pair: the legend's title names it
         frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": data.label(m, s), "kind": kind,
                               "k": ks, "P@k": st_["curve"], "chance": ks / (N - 1), "boot_lo": st_["boot_lo"],
                               "boot_hi": st_["boot_hi"], "null_lo": st_["null_lo"], "null_hi": st_["null_hi"],
                               "p_perm": st_["p"]})
-        if show_seeds and n_ref_seeds > 1:
+        if seeds_drawn:
             spread = _seed_curves(tok, ctx, ref, m)
-            lo, hi = spread.min(axis=0), spread.max(axis=0)
-            x, y = _joined([(ks, lo), (ks, hi)])
-            traces.append(_scatter(x=x, y=y, mode="lines", line=dict(color=colour, width=0.8, dash="dot"),
-                                   legendgroup=name, showlegend=False, hoverinfo="skip", name="seed min/max"))
-            frame["agent_seeds_min"], frame["agent_seeds_max"] = lo, hi
+            frame["agent_seeds_min"], frame["agent_seeds_max"] = spread.min(axis=0), spread.max(axis=0)
             frame["agent_seeds_mean"] = spread.mean(axis=0)
-        traces.append(_scatter(x=ks, y=st_["curve"], name=name, mode="lines", legendgroup=name,
-                               line=dict(color=colour, dash=KIND_STYLE.get(kind, "solid"), width=2.2),
-                               hovertemplate="k=%{x}<br>P@k=%{y:.3f}<extra>" + name + "</extra>"))
         frames.append(frame)
-    data_: list[dict[str, Any]] = []
-    if show_perm and null_bands:
-        x, y = _joined(null_bands)
-        data_.append(_scatter(x=x, y=y, fill="toself", fillcolor="#999999", opacity=0.18, line=dict(width=0),
-                              hoverinfo="skip", name="permutation 95% bands", showlegend=True))
-    data_.append(_scatter(x=ks, y=metrics.chance_precision(N, ks), name="chance k/(n−1)", mode="lines",
-                          line=dict(color="black", dash="dot", width=1.5)))
-    fig = _figure(data_ + traces, dict(height=480, margin=dict(l=10, r=10, t=30, b=10), xaxis=dict(title=dict(text="k")),
-                                       yaxis=dict(title=dict(text="P@k"), range=[0, 1.02]), legend=dict(font=dict(size=11)),
-                                       hovermode="closest"))
+        pairs.append(name)
+        colours.append(colour)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return fig, table, table.to_csv(index=False).encode()
-
-
-VIRIDIS = get_colorscale("Viridis")  # written out, as Plotly's validation would
+    plot = pd.DataFrame({"pair": np.repeat(pairs, N - 1), "kind": table.get("kind", []), "k": table.get("k", []),
+                         "p": table.get("P@k", []), "boot_lo": table.get("boot_lo", []),
+                         "boot_hi": table.get("boot_hi", []), "null_lo": table.get("null_lo", []),
+                         "null_hi": table.get("null_hi", []), "p_perm": table.get("p_perm", [])})
+    if seeds_drawn:
+        plot["seed_min"], plot["seed_max"] = table["agent_seeds_min"], table["agent_seeds_max"]
+    x = {"field": "k", "type": _Q, "title": "k", "scale": {"domain": [1, N - 1], "nice": False}}
+    y = {"type": _Q, "title": "P@k", "scale": {"domain": [0, 1.02], "nice": False}}
+    ref_label = data.label(ref, ref_seed)
+    colour = {"field": "pair", "type": _N, "title": f"{ref_label} vs", "sort": pairs,
+              "scale": {"domain": pairs, "range": colours},
+              "legend": {"orient": "right", "labelLimit": 260, "symbolType": "stroke", "symbolOpacity": 1,
+                         "symbolStrokeWidth": 3}}
+    picked = {"param": "pick", "empty": True}
+    layers: list[dict[str, Any]] = []
+    if show_perm:
+        layers.append({"mark": {"type": "area", "color": "#999999", "opacity": 0.18},
+                       "encoding": {"x": x, "y": {**y, "field": "null_lo"}, "y2": {"field": "null_hi"},
+                                    "detail": {"field": "pair", "type": _N}}})
+    if show_boot:
+        layers.append({"mark": {"type": "area"},
+                       "encoding": {"x": x, "y": {**y, "field": "boot_lo"}, "y2": {"field": "boot_hi"},
+                                    "color": colour,
+                                    "opacity": {"condition": {**picked, "value": 0.22}, "value": 0.04}}})
+    if seeds_drawn:
+        for f in ("seed_min", "seed_max"):
+            layers.append({"mark": {"type": "line", "strokeWidth": 0.8, "strokeDash": [2, 2]},
+                           "encoding": {"x": x, "y": {**y, "field": f}, "color": colour,
+                                        "opacity": {"condition": {**picked, "value": 1}, "value": 0.15}}})
+    layers.append({"mark": {"type": "line", "strokeWidth": 2.2},
+                   "params": [{"name": "pick", "select": {"type": "point", "fields": ["pair"]}, "bind": "legend"}],
+                   "encoding": {"x": x, "y": {**y, "field": "p"}, "color": colour,
+                                "strokeDash": {"field": "kind", "type": _N, "legend": None,
+                                               "scale": {"domain": list(KIND_DASH),
+                                                         "range": list(KIND_DASH.values())}},
+                                "opacity": {"condition": {**picked, "value": 1}, "value": 0.2},
+                                "tooltip": [{"field": "pair", "type": _N, "title": f"{ref_label} vs"},
+                                            {"field": "k", "type": _Q},
+                                            {"field": "p", "type": _Q, "title": "P@k", "format": ".3f"},
+                                            {"field": "boot_lo", "type": _Q, "title": "CI low", "format": ".3f"},
+                                            {"field": "boot_hi", "type": _Q, "title": "CI high", "format": ".3f"},
+                                            {"field": "null_hi", "type": _Q, "title": "null 97.5%",
+                                             "format": ".3f"},
+                                            {"field": "p_perm", "type": _Q, "title": "permutation p",
+                                             "format": ".4f"}]}})
+    chance = [{"k": int(k), "chance": float(c)} for k, c in zip(ks, metrics.chance_precision(N, ks))]
+    layers.append({"data": {"values": chance}, "mark": {"type": "line", "color": "black", "strokeDash": [1, 3],
+                                                        "strokeWidth": 1.5},
+                   "encoding": {"x": x, "y": {**y, "field": "chance"},
+                                "tooltip": [{"field": "k", "type": _Q},
+                                            {"field": "chance", "type": _Q, "title": "chance k/(n−1)",
+                                             "format": ".3f"}]}})
+    spec = {"height": 480, "layer": layers}
+    return spec, plot, table, table.to_csv(index=False).encode()
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[go.Figure, bytes]:
-    """(heatmap figure, matrix as CSV) of P@k between every pair of ``spaces`` ((name, seed) pairs)."""
+def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any], pd.DataFrame, bytes]:
+    """(Vega-Lite spec, its data, matrix as CSV): P@k between every pair of ``spaces`` ((name, seed) pairs),
+    each cell coloured (viridis, 0..1) and labelled with its value."""
     M = data.precision_matrix(tok, spaces, k)
-    hm = _figure([dict(type="heatmap", z=M.values, x=list(M.columns), y=list(M.index), zmin=0, zmax=1,
-                       colorscale=VIRIDIS, hovertemplate="%{y} vs %{x}: P@k=%{z:.3f}<extra></extra>")],
-                 dict(height=120 + 38 * len(spaces), margin=dict(l=10, r=10, t=10, b=10),
-                      yaxis=dict(autorange="reversed")))
-    return hm, M.to_csv().encode()
+    names = list(M.columns)
+    long = pd.DataFrame({"row": np.repeat(names, len(names)), "column": np.tile(names, len(names)),
+                         "p": M.to_numpy().ravel()})
+    axis = {"title": None, "labelLimit": 220}
+    enc = {"x": {"field": "column", "type": _N, "sort": names,
+                 "axis": {**axis, "orient": "top", "labelAngle": -35, "labelOverlap": False}},
+           "y": {"field": "row", "type": _N, "sort": names, "axis": axis}}
+    spec = {"height": 60 + 34 * len(names), "encoding": enc, "layer": [
+        {"mark": "rect", "encoding": {"color": {"field": "p", "type": _Q, "title": f"P@{k}",
+                                                "scale": {"scheme": "viridis", "domain": [0, 1]}},
+                                      "tooltip": [{"field": "row", "type": _N}, {"field": "column", "type": _N},
+                                                  {"field": "p", "type": _Q, "title": f"P@{k}", "format": ".3f"}]}},
+        {"mark": {"type": "text", "fontSize": 11},
+         "encoding": {"text": {"field": "p", "type": _Q, "format": ".2f"},
+                      "color": {"condition": {"test": "datum.p > 0.6", "value": "black"}, "value": "white"}}}]}
+    return spec, long, M.to_csv().encode()
 
 
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
