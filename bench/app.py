@@ -252,7 +252,7 @@ def main() -> int:
                         page.get_by_role("link", name=titles["overview" if name != "overview" else "P@k"]).click()
                         settle(page)
                     link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=titles[name], exact=True)
-                    times.append(interact(page, link.click))
+                    times.append(interact(page, link.click, name=f"navigation to {name}"))
                     settle(page)
                 nav[name] = summary(times)
             res["page_in_app_navigation_s"] = nav

@@ -83,10 +83,11 @@ def charts() -> None:
             st.session_state["overlay_model"] = other_opts[0]
         st.selectbox("Compare the reference with", other_opts, **state.bind("w_overlay", "overlay_model"))
         om = st.session_state["overlay_model"]
-        st.plotly_chart(figures.umap_overlay(tok, spaces, ref, om, colour_by, sel), key="umap_overlay",
+        st.plotly_chart(figures.umap_overlay(tok, spaces, ref, om, sel), key="umap_overlay",
                         on_select=lambda: _follow("umap_overlay"), selection_mode=SELECTION_MODES)
-        st.caption("● reference, ✕ the other model; grey lines join each instruction's two positions"
-                   + (" (selected instructions only)." if sel else "."))
+        st.caption("Blue ● the reference, orange ✕ the other model (one colour per model here: the overlay shows "
+                   "how far each instruction moved; the factors are coloured in the small multiples); grey lines "
+                   "join each instruction's two positions" + (" (selected instructions only)." if sel else "."))
     finish()
 
 

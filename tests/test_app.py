@@ -393,7 +393,7 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spaces = (("alm", 0), ("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None))
     figs = [figures.umap_multiples(tok, spaces, "alm", "colour", ()),
             figures.umap_multiples(tok, spaces, "alm", "verb", (3, 50)),
-            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", "object", (3,))]
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (3,))]
     for fig in figs:
         raw = json.loads(pio.to_json(fig, validate=False))
         assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))

@@ -180,6 +180,7 @@ def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any],
 
 
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
+OVERLAY_COLOURS = ("#1f4e9c", "#e8710a")  # reference, other model
 FACTOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 
 
@@ -200,7 +201,7 @@ def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     return [cmap[v] for v in md[colour_by]], cmap
 
 
-def _points(xy: np.ndarray, name: str, colours: list[str], sel: tuple[int, ...], size: int = 7,
+def _points(xy: np.ndarray, name: str, colours: list[str] | str, sel: tuple[int, ...], size: int = 7,
             **marker: Any) -> dict[str, Any]:
     """One space's 108 instructions; hover = the instruction; customdata = its index (for selections)."""
     tr = _scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=INSTRUCTIONS, customdata=np.arange(N),
@@ -280,11 +281,11 @@ def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tupl
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, colour_by: str, sel: tuple[int, ...]) -> go.Figure:
-    """``ref``'s and ``other``'s aligned layouts in one panel, a grey line joining each instruction's two
-    positions (only the selected instructions' when there is a selection)."""
+def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int, ...]) -> go.Figure:
+    """``ref``'s and ``other``'s aligned layouts in one panel, one colour per model, a grey line joining each
+    instruction's two positions (only the selected instructions' when there is a selection). Not coloured by a
+    factor: here the question is how far each instruction moved, and a new colouring need not redraw it."""
     al, _ = umap_alignment(tok, spaces, ref)
-    colours, _ = _factor_colours(colour_by)
     seeds = dict(spaces)
     A, B = al.layouts[ref], al.layouts[other]
     idx = list(sel) if sel else list(range(N))
@@ -293,8 +294,8 @@ def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, colour_by: str,
     ly[0::3], ly[1::3] = A[idx, 1], B[idx, 1]
     traces = [_scatter(x=lx, y=ly, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
                        name="same instruction"),
-              _points(A, data.label(ref, seeds[ref]), colours, sel, size=8, symbol="circle"),
-              _points(B, data.label(other, seeds[other]), colours, sel, size=8, symbol="x")]
+              _points(A, data.label(ref, seeds[ref]), OVERLAY_COLOURS[0], sel, size=8, symbol="circle"),
+              _points(B, data.label(other, seeds[other]), OVERLAY_COLOURS[1], sel, size=8, symbol="x")]
     return _figure(traces, dict(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"),
                                 xaxis=_BARE_AXIS, yaxis=_BARE_AXIS))
 
