@@ -107,16 +107,17 @@ def visit(page, url) -> tuple[float, float]:
 
 LOST_INPUTS: list[str] = []  # inputs the page received that started no rerun (see interact)
 START_WAIT_S = 2.0
-RETRIES = 3  # an input that started no rerun is repeated up to this many times
+RETRIES = 4  # an input that started no rerun is repeated up to this many times
 
 
-def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float]:
+def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float] | None:
     """(s until the rerun finished, s until the screen settled), from the user's input event (the last keydown or
     click before the rerun started, recorded in the page). Playwright's own round trips before the event
     (locating, scrolling, typing a search text) are not counted.
 
     An input after which no rerun starts within START_WAIT_S is recorded in LOST_INPUTS (reported, not hidden)
-    and the action is repeated (up to RETRIES times); the time is then measured from the repeated input. (Streamlit
+    and the action is repeated (up to RETRIES times; None if every attempt is lost); the time is then measured from
+    the repeated input. (Streamlit
     1.67's slider drops some keyboard changes itself: react-aria reports the change's end with the value from
     before the key, equal to the committed one, so no rerun is sent. bench/peer_app.py shows the same.)"""
     started = """t0 => window.__runs.some(([s, t]) => s === 'running' && t >= t0)"""
@@ -128,6 +129,8 @@ def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float]
             break
         except Exception:
             LOST_INPUTS.append(f"{name or 'interaction'} on {page.url.split('?')[0]}")
+    else:
+        return None  # every attempt lost: this round is not measured (the lost inputs are reported)
     try:
         page.wait_for_function(
             """t0 => { const r = window.__runs;
@@ -150,7 +153,8 @@ def settle(page):
     wait_quiet(page, 0)
 
 
-def summary(pairs: list[tuple[float, float]]) -> dict[str, float]:
+def summary(pairs: list[tuple[float, float] | None]) -> dict[str, float]:
+    pairs = [p for p in pairs if p is not None]  # rounds whose input was lost every time
     done, settled = [p[0] for p in pairs], [p[1] for p in pairs]
     return {"done_median": statistics.median(done), "done_max": max(done),
             "settled_median": statistics.median(settled), "settled_max": max(settled), "n": len(pairs)}
@@ -346,7 +350,7 @@ def main() -> int:
     for k, v in res["interaction_s"].items():
         print(f"interaction {k:<26} {fmt(v)}")
     for k in ("agent_uncached_rollout_s", "agent_cached_rollout_s"):
-        if k in res:
+        if res.get(k):
             print(f"{k:<38} done {res[k][0]:.2f} s, settled {res[k][1]:.2f} s")
     peer = res["peer_s"]
     print("peer (bench/peer_app.py: the smallest Streamlit app, same browser, same run), done/settled:")
