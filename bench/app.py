@@ -21,7 +21,9 @@ Measured:
 * **in-app navigation**: a click on the sidebar link (same session, the way a visitor moves between pages);
 * **server-side script time** of every full run (app.py + page, from app.py's first line to the end of the
   page), printed by app.py when ``ALVA_TIMING=1``: median and max over all runs, first (cold) runs included;
-* **resident memory** (VmRSS, VmHWM from /proc) of the server process after visiting every page; target <= 1 GB.
+* **resident memory** (VmRSS, VmHWM from /proc) of the server process after visiting every page; target <= 1 GB;
+* **the peer** (bench/peer_app.py, the smallest Streamlit app), measured the same way in the same run with the same
+  browser: the framework's floor on this machine; every ALVA figure is also printed as a ratio to it.
 """
 from __future__ import annotations
 
