@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -183,12 +183,18 @@ def _ready_memo() -> dict:
     return {}
 
 
-def pair_stats_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
-    memo, key = _ready_memo(), ("pair", tok, a, sa, b, sb)
+def _ready(key: tuple, check: Callable[[], bool]) -> bool:
+    """``check()`` until it says ready, then remembered under ``key`` (a not-ready answer is asked again: the
+    artefact may have been computed since)."""
+    memo = _ready_memo()
     if not memo.get(key):
-        A, B = _space(tok, a, sa)[0], _space(tok, b, sb)[0]
-        memo[key] = report.is_ready("report.pair", report.pair_params(A, B))
+        memo[key] = check()
     return memo[key]
+
+
+def pair_stats_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
+    return _ready(("pair", tok, a, sa, b, sb), lambda: report.is_ready(
+        "report.pair", report.pair_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0])))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -197,11 +203,8 @@ def precision_matrix(tok: str, spaces: tuple[tuple[str, int | None], ...], k: in
 
 
 def procrustes_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> bool:
-    memo, key = _ready_memo(), ("procrustes", tok, a, sa, b, sb)
-    if not memo.get(key):
-        memo[key] = report.is_ready("report.procrustes",
-                                    report.procrustes_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0]))
-    return memo[key]
+    return _ready(("procrustes", tok, a, sa, b, sb), lambda: report.is_ready(
+        "report.procrustes", report.procrustes_params(_space(tok, a, sa)[0], _space(tok, b, sb)[0])))
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -217,10 +220,7 @@ def layout(tok: str, name: str, seed: int | None) -> np.ndarray:
 
 
 def layout_ready(tok: str, name: str, seed: int | None) -> bool:
-    memo, key = _ready_memo(), ("layout", tok, name, seed)
-    if not memo.get(key):
-        memo[key] = report.layout_is_ready(_space(tok, name, seed)[0])
-    return memo[key]
+    return _ready(("layout", tok, name, seed), lambda: report.layout_is_ready(_space(tok, name, seed)[0]))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

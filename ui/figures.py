@@ -88,7 +88,7 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
         else:
             colour, ci = PALETTE[ci % len(PALETTE)], ci + 1
         name = data.label(m, s)  # the reference is the same for every pair: the legend's title names it
-        frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": data.label(m, s), "kind": kind,
+        frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": name, "kind": kind,
                               "k": ks, "P@k": st_["curve"], "chance": ks / (N - 1), "boot_lo": st_["boot_lo"],
                               "boot_hi": st_["boot_hi"], "null_lo": st_["null_lo"], "null_hi": st_["null_hi"],
                               "p_perm": st_["p"]})
@@ -100,12 +100,12 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
         pairs.append(name)
         colours.append(colour)
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    plot = pd.DataFrame({"pair": np.repeat(pairs, N - 1), "kind": table.get("kind", []), "k": table.get("k", []),
-                         "p": table.get("P@k", []), "boot_lo": table.get("boot_lo", []),
-                         "boot_hi": table.get("boot_hi", []), "null_lo": table.get("null_lo", []),
-                         "null_hi": table.get("null_hi", []), "p_perm": table.get("p_perm", [])})
+    # the chart's data: the same table under short field names (a pair is named by its model)
+    fields = {"model": "pair", "kind": "kind", "k": "k", "P@k": "p", "boot_lo": "boot_lo", "boot_hi": "boot_hi",
+              "null_lo": "null_lo", "null_hi": "null_hi", "p_perm": "p_perm"}
     if seeds_drawn:
-        plot["seed_min"], plot["seed_max"] = table["agent_seeds_min"], table["agent_seeds_max"]
+        fields |= {"agent_seeds_min": "seed_min", "agent_seeds_max": "seed_max"}
+    plot = table.reindex(columns=list(fields)).rename(columns=fields)
     x = {"field": "k", "type": _Q, "title": "k", "scale": {"domain": [1, N - 1], "nice": False}}
     y = {"type": _Q, "title": "P@k", "scale": {"domain": [0, 1.02], "nice": False}}
     ref_label = data.label(ref, ref_seed)
