@@ -79,7 +79,8 @@ class TrainConfig:
 
         return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
                            resnet_weights=self.resnet_weights, d_model=self.d_model, lang_ff=self.lang_ff,
-                           head_hidden=self.head_hidden, prev_action=self.prev_action, instructions=tuple(self.instructions()))
+                           head_hidden=self.head_hidden, prev_action=self.prev_action,
+                           instructions=tuple(self.instructions()))
 
     def instructions(self) -> list[str]:
         from .instructions import DEFAULT_GRAMMAR
