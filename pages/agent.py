@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.env import ACTION_NAMES, episode_seed
 from ui import data, state
-from ui.widgets import finish, instruction_picker, setup
+from ui.widgets import finish, instruction_picker, run_fragment, setup
 
 tok, ctx = setup(("env", "view", "step"))
 st.title("Agent")
@@ -134,7 +134,7 @@ def player():
     finish()  # keep the step in the URL during fragment reruns too
 
 
-player()
+run_fragment(player)
 
 
 def make_gif() -> bytes:

@@ -7,7 +7,8 @@ from core import report
 from core.embedders import EmbedderError
 from ui import data, state
 from ui.state import INSTRUCTIONS
-from ui.widgets import finish, instruction_picker, k_slider, models_picker, not_computed, seed_picker, setup
+from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
+                        seed_picker, setup)
 
 tok, ctx = setup()
 st.title("Neighbours")
@@ -130,4 +131,4 @@ def neighbours() -> None:
     finish()
 
 
-neighbours()
+run_fragment(neighbours)

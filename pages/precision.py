@@ -8,7 +8,7 @@ from core import metrics, report
 from core.embedders import EmbedderError
 from ui import data, figures, state
 from ui.state import N
-from ui.widgets import finish, k_slider, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, k_slider, models_picker, not_computed, run_fragment, seed_picker, setup
 
 tok, ctx = setup(("ref",))
 st.title("P@k")
@@ -96,7 +96,7 @@ def at_k() -> None:
     finish()
 
 
-at_k()
+run_fragment(at_k)
 
 # ------------------------------------------------------------------------------------ conventions
 with st.expander("Conventions (how every number on this page is computed)", expanded=False):

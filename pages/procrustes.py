@@ -7,7 +7,7 @@ import streamlit as st
 from core import metrics, projection, report
 from ui import data, figures, state
 from ui.state import FACTORS, INSTRUCTIONS, N
-from ui.widgets import finish, models_picker, not_computed, seed_picker, setup
+from ui.widgets import finish, models_picker, not_computed, run_fragment, seed_picker, setup
 
 tok, ctx = setup(("ref", "colour_by"))
 st.title("Procrustes UMAP")
@@ -91,7 +91,7 @@ def charts() -> None:
     finish()
 
 
-charts()
+run_fragment(charts)
 
 # ------------------------------------------------------------------------------------ statistics
 st.subheader("Disparity (full embeddings)")

@@ -1,7 +1,7 @@
 """Widgets shared by several pages (all bound to the cross-page state in :mod:`ui.state`)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import streamlit as st
 
@@ -63,6 +63,19 @@ def finish() -> None:
         st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
         st.markdown(f"**Instruction:** {ss['instruction']}  \n**k:** {ss['k']} · **agent seed:** {ss['seed']}  \n"
                     f"**Models:** {', '.join(ss['models']) or '—'}")
+
+
+def run_fragment(fragment: Callable[[], None]) -> None:
+    """Call a page's ``st.fragment`` inside a container that the full run owns (not the fragment).
+
+    Works around a Streamlit 1.67 race. When a fragment rerun (a click inside it, or its ``run_every`` tick) is
+    requested while a full run's messages are still queued, the new fragment run clears that fragment's unsent
+    deltas from the queue, its own block included. The browser then ends the full run without the block, drops
+    the old one as stale and closes the gap, so the block comes back one place too early: over the page's next
+    element (the agent page lost its GIF button this way when Pause met the last playback tick). Inside a
+    container of its own, the gap opens and closes in that container and nothing else on the page moves."""
+    with st.container():
+        fragment()
 
 
 def model_label(ctx: dict[str, Any], name: str) -> str:
