@@ -19,7 +19,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core import report, store
-from core.instructions import instruction_set
+from core.instructions import COLOURS, instruction_set
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
@@ -398,6 +398,10 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
         raw = json.loads(pio.to_json(fig, validate=False))
         assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))
     multiples = figs[0]
+    hues = {t.name: t.marker.color for t in multiples.data if t.showlegend}  # legend: one entry per colour word
+    assert set(hues) == set(COLOURS) and hues == {c: figures.COLOUR_WORD_HUES[c] for c in COLOURS}
+    words = [next(w for w in i.split() if w in COLOURS) for i in INSTR]
+    assert list(multiples.data[0].marker.color) == [hues[w] for w in words]  # each point in its colour's hue
     titles = [a["text"] for a in multiples.layout.annotations]
     assert titles[0] == "alm-s0 (reference)" and len(titles) == len(spaces)
     panels = [t for t in multiples.data if t.mode == "markers" and not t.showlegend]

@@ -182,6 +182,10 @@ def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any],
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
 OVERLAY_COLOURS = ("#1f4e9c", "#e8710a")  # reference, other model
 FACTOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+#: colouring by the colour factor draws each colour word in its own hue (minigrid's, darkened where pure green or
+#: yellow would not read on white), so "red" is never drawn blue
+COLOUR_WORD_HUES = {"red": "#e41a1c", "green": "#2ca02c", "blue": "#1f4eb4", "purple": "#7027c3",
+                    "yellow": "#d4a500", "grey": "#808080"}
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -197,7 +201,10 @@ def umap_alignment(tok: str, spaces: Spaces, ref: str) -> tuple[projection.Align
 def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     md = data.metadata()
     levels = list(dict.fromkeys(md[colour_by]))
-    cmap = {lv: FACTOR_PALETTE[i % len(FACTOR_PALETTE)] for i, lv in enumerate(levels)}
+    if colour_by == "colour":
+        cmap = {lv: COLOUR_WORD_HUES[lv] for lv in levels}
+    else:
+        cmap = {lv: FACTOR_PALETTE[i % len(FACTOR_PALETTE)] for i, lv in enumerate(levels)}
     return [cmap[v] for v in md[colour_by]], cmap
 
 
