@@ -521,3 +521,28 @@ def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):
     assert any(s.startswith("smollm2-135m") for s in report.check())
     with pytest.raises(AssertionError, match="recomputed report.pair"):
         report.headline_table()
+
+
+# ------------------------------------------------------------------------------------------ fragments
+@pytest.mark.parametrize("page", ["agent", "neighbours", "precision", "procrustes"])
+def test_each_fragment_sits_in_a_container_the_full_run_owns(synthetic, monkeypatch, page):
+    """ui.widgets.run_fragment: no element of a page's main area may be a fragment's own block. When a fragment
+    rerun starts before a full run's messages are sent, Streamlit drops the fragment's unsent deltas, its block
+    included; the browser then closes the gap and the block comes back over the page's next element."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    deltas: list[tuple[tuple[int, ...], str]] = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def recording(self, msg):
+        if msg.WhichOneof("type") == "delta":
+            deltas.append((tuple(msg.metadata.delta_path), msg.delta.fragment_id))
+        return enqueue(self, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", recording)
+    at = _run(page)
+    assert not at.exception
+    in_fragments = [path for path, fragment in deltas if fragment and path[0] == 0]
+    assert in_fragments, "the page runs no fragment"
+    top_level_owner = {path: fragment for path, fragment in deltas if len(path) == 2 and path[0] == 0}
+    assert not [p for p in in_fragments if top_level_owner.get(p[:2])]
