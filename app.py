@@ -14,7 +14,7 @@ _T_START = time.perf_counter()
 st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Action", page_icon="🧭",
                    layout="wide", initial_sidebar_state="expanded")
 
-from ui import data, state  # noqa: E402  (after set_page_config)
+from ui import data, process, state  # noqa: E402  (after set_page_config)
 from ui.widgets import summary_slot  # noqa: E402
 
 tok = data.token()
@@ -37,6 +37,7 @@ st.sidebar.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, V
 
 _t0 = time.perf_counter()
 pg.run()
+process.freeze_long_lived()  # after a run that imported torch/umap: keeps full GC passes out of interactions
 if os.environ.get("ALVA_TIMING"):  # bench/app.py reads these lines: server-side script time of a full run
     _t1 = time.perf_counter()
     print(f"[alva-timing] {pg.url_path or 'overview'} {_t1 - _t0:.4f} {_t1 - _T_START:.4f}", file=sys.stderr,

@@ -46,10 +46,18 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 PAGES = [("overview", ""), ("agent", "agent"), ("neighbours", "neighbours"), ("P@k", "precision"),
          ("procrustes", "procrustes")]
 #: installed in every page before its scripts run: records, on the page's clock (0 = navigation start), the user's
-#: input events, the app's script-state changes and every DOM mutation that can change what is on screen
-#: (mutations inside a <canvas> are the data grid's hidden accessibility table: not drawn, not counted).
+#: input events, the app's script-state changes, the arrival of every websocket message from the server and every
+#: DOM mutation that can change what is on screen (mutations inside a <canvas> are the data grid's hidden
+#: accessibility table: not drawn, not counted).
 RECORDER = """(() => {
-  window.__inputs = []; window.__runs = []; window.__dom = [];
+  window.__inputs = []; window.__runs = []; window.__dom = []; window.__ws = [];
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', () => window.__ws.push(performance.now()));
+    }
+  };
   for (const type of ['keydown', 'click'])
     document.addEventListener(type, () => window.__inputs.push(performance.now()), {capture: true});
   let watched = null;  // the app element whose script state is observed (re-attached if React replaces it)
@@ -117,12 +125,18 @@ def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float]
     click before the rerun started, recorded in the page). Playwright's own round trips before the event
     (locating, scrolling, typing a search text) are not counted.
 
-    An input after which no rerun starts within START_WAIT_S is recorded in LOST_INPUTS (reported, not hidden)
-    and the action is repeated (up to RETRIES times; None if every attempt is lost); the time is then measured from
-    the repeated input. (Streamlit
-    1.67's slider drops some keyboard changes itself: react-aria reports the change's end with the value from
-    before the key, equal to the committed one, so no rerun is sent. bench/peer_app.py shows the same.)"""
-    started = """t0 => window.__runs.some(([s, t]) => s === 'running' && t >= t0)"""
+    An input after which the page shows no running script within START_WAIT_S is recorded in LOST_INPUTS
+    (reported, not hidden) and the action is repeated (up to RETRIES times; None if every attempt is lost); the
+    time is then measured from the repeated input. (Streamlit 1.67's slider drops some keyboard changes itself:
+    react-aria reports the change's end with the value from before the key, equal to the committed one, so no
+    rerun is sent; bench/peer_app.py shows the same.) A run too short to be shown as running (the browser
+    renders its start and end together: seen for in-app navigation, ~60 ms) counts as started when a server
+    message and a change on screen follow the input; it is done at the last server message before the screen
+    settles."""
+    # a run shows as 'running' in the page; a run so short that the browser renders its start and its end
+    # together never does, but its messages arrive and the screen changes
+    started = """t0 => window.__runs.some(([s, t]) => s === 'running' && t >= t0) ||
+                        (window.__ws.some(t => t >= t0) && window.__dom.some(t => t >= t0))"""
     for attempt in range(1 + RETRIES):
         t0 = page.evaluate("() => performance.now()")
         action()
@@ -137,16 +151,22 @@ def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float]
         page.wait_for_function(
             """t0 => { const r = window.__runs;
                        const i = r.findIndex(([s, t]) => s === 'running' && t >= t0);
-                       return i >= 0 && r.slice(i).some(([s]) => s === 'notRunning'); }""",
+                       if (i < 0) return r.length > 0 && r[r.length - 1][0] === 'notRunning';  // never shown running
+                       return r.slice(i).some(([s]) => s === 'notRunning'); }""",
             arg=t0, timeout=timeout * 1000)
     except Exception as e:
         seen = page.evaluate("() => [location.href, window.__runs.slice(-4), window.__inputs.slice(-3)]")
         raise RuntimeError(f"no rerun finished after the action (t0 = {t0:.0f} ms); page state: {seen}") from e
-    runs, inputs = page.evaluate("() => [window.__runs, window.__inputs]")
-    i = next(j for j, (s, t) in enumerate(runs) if s == "running" and t >= t0)
-    start = max((t for t in inputs if t <= runs[i][1]), default=t0)
-    done = next(t for s, t in runs[i:] if s == "notRunning")
-    return (done - start) / 1000, (wait_quiet(page, done) - start) / 1000
+    settled = wait_quiet(page, t0)
+    runs, inputs, ws = page.evaluate("() => [window.__runs, window.__inputs, window.__ws]")
+    i = next((j for j, (s, t) in enumerate(runs) if s == "running" and t >= t0), None)
+    if i is not None:
+        start = max((t for t in inputs if t <= runs[i][1]), default=t0)
+        done = next(t for s, t in runs[i:] if s == "notRunning")
+    else:  # never shown running: the run ended with the last message that reached the page before it settled
+        start = max((t for t in inputs if t >= t0), default=t0)
+        done = max(t for t in ws if t >= t0)
+    return (done - start) / 1000, (max(settled, done) - start) / 1000
 
 
 def settle(page):
