@@ -76,6 +76,7 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
     ctx = data.context(tok)
     ref_seed = data.space_seed(ctx, ref, agent_seed)
     ks = np.arange(1, N)
+    chance = metrics.chance_precision(N, ks)
     frames, pairs, colours, ci, bi = [], [], [], 0, 0
     n_ref_seeds = len(ctx["seeds_of"].get(ref, []))
     seeds_drawn = show_seeds and n_ref_seeds > 1
@@ -89,7 +90,7 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
             colour, ci = PALETTE[ci % len(PALETTE)], ci + 1
         name = data.label(m, s)  # the reference is the same for every pair: the legend's title names it
         frame = pd.DataFrame({"reference": data.label(ref, ref_seed), "model": name, "kind": kind,
-                              "k": ks, "P@k": st_["curve"], "chance": ks / (N - 1), "boot_lo": st_["boot_lo"],
+                              "k": ks, "P@k": st_["curve"], "chance": chance, "boot_lo": st_["boot_lo"],
                               "boot_hi": st_["boot_hi"], "null_lo": st_["null_lo"], "null_hi": st_["null_hi"],
                               "p_perm": st_["p"]})
         if seeds_drawn:
@@ -145,8 +146,7 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
                                              "format": ".3f"},
                                             {"field": "p_perm", "type": _Q, "title": "permutation p",
                                              "format": ".4f"}]}})
-    chance = [{"k": int(k), "chance": float(c)} for k, c in zip(ks, metrics.chance_precision(N, ks))]
-    layers.append({"data": {"values": chance}, "mark": {"type": "line", "color": "black", "strokeDash": [1, 3],
+    layers.append({"data": {"values": [{"k": int(k), "chance": float(c)} for k, c in zip(ks, chance)]}, "mark": {"type": "line", "color": "black", "strokeDash": [1, 3],
                                                         "strokeWidth": 1.5},
                    "encoding": {"x": x, "y": {**y, "field": "chance"},
                                 "tooltip": [{"field": "k", "type": _Q},
@@ -222,6 +222,11 @@ def _points(xy: np.ndarray, name: str, colours: list[str] | str, sel: tuple[int,
 _BARE_AXIS = dict(showticklabels=False, zeroline=False, showgrid=False)
 
 
+def _axis_suffix(j: int) -> str:
+    """Plotly's name suffix of panel j's axes (row-major): x/y for the first panel, then x2/y2, x3/y3, ..."""
+    return "" if j == 0 else str(j + 1)
+
+
 def _grid(rows: int, cols: int, titles: list[str], hspace: float, vspace: float) -> dict[str, Any]:
     """Layout of a rows x cols grid of panels (what ``plotly.subplots.make_subplots`` writes, without its
     validation): panel j (row-major) uses axes x{j+1}/y{j+1}; its title is an annotation above it."""
@@ -232,7 +237,7 @@ def _grid(rows: int, cols: int, titles: list[str], hspace: float, vspace: float)
         x0, y1 = c * (w + hspace), 1 - r * (h + vspace)
         x = [round(min(max(v, 0.0), 1.0), 9) for v in (x0, x0 + w)]  # no 1.0000000000000002
         y = [round(min(max(v, 0.0), 1.0), 9) for v in (y1 - h, y1)]
-        ax = "" if j == 0 else str(j + 1)
+        ax = _axis_suffix(j)
         layout[f"xaxis{ax}"] = dict(domain=x, anchor=f"y{ax}", **_BARE_AXIS)
         layout[f"yaxis{ax}"] = dict(domain=y, anchor=f"x{ax}", **_BARE_AXIS)
         layout["annotations"].append(dict(text=title, x=(x[0] + x[1]) / 2, y=y[1], xref="paper", yref="paper",
@@ -275,7 +280,7 @@ def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tupl
               for m, s in spaces]
     traces = []
     for j, (m, s) in enumerate(spaces):
-        ax = "" if j == 0 else str(j + 1)
+        ax = _axis_suffix(j)
         traces.append(_points(al.layouts[m], data.label(m, s), colours, sel) |
                       dict(xaxis=f"x{ax}", yaxis=f"y{ax}", showlegend=False))
     for lv, c in cmap.items():  # legend only
