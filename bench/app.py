@@ -7,8 +7,10 @@ Starts ``streamlit run app.py`` (shipped assets, this machine's cache), drives D
 
 * **done**: the app's script run has finished in the browser (``data-test-script-state`` observed going
   ``running`` -> ``notRunning``, every delta applied) and, for page loads, no element is stale;
-* **settled**: the time of the last change on screen (any DOM mutation outside a ``<canvas>``; the data grid's
-  hidden accessibility table lives inside its canvas and is not drawn), once nothing changed for ``QUIET_MS``.
+* **settled**: the time of the last change on screen, once nothing changed for ``QUIET_MS``: any DOM mutation
+  outside a ``<canvas>`` (the data grid's hidden accessibility table lives inside its canvas and is not drawn),
+  anywhere on the page, and any drawing call on a 2-D canvas that is in the viewport (the data grid draws its
+  cells on a canvas; a grid below the fold that redraws while the page above it grows is not seen).
   Plotly draws after the run's last message arrives, so this is the end a visitor sees.
 
 Measured:
@@ -75,6 +77,26 @@ RECORDER = """(() => {
       window.__dom.push(t);
     watchApp();
   }).observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+  // drawing on a 2D canvas (the data grid, a canvas-rendered chart) changes the screen without a DOM mutation:
+  // a drawing call on a canvas that is in the viewport counts as a change (recorded at most once per ms)
+  const proto = CanvasRenderingContext2D.prototype, seen = new WeakMap();  // canvas -> [time, in viewport]
+  const inView = (canvas, t) => {
+    const s = seen.get(canvas);
+    if (s && t - s[0] < 1) return s[1];
+    const r = canvas.getBoundingClientRect();
+    const v = r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth && r.width > 0;
+    seen.set(canvas, [t, v]);
+    return v;
+  };
+  for (const name of ['fill', 'stroke', 'fillRect', 'strokeRect', 'clearRect', 'fillText', 'strokeText',
+                      'drawImage', 'putImageData']) {
+    const draw = proto[name];
+    proto[name] = function (...args) {
+      const t = performance.now(), d = window.__dom;
+      if ((!d.length || t - d[d.length - 1] >= 1) && this.canvas.isConnected && inView(this.canvas, t)) d.push(t);
+      return draw.apply(this, args);
+    };
+  }
 })();"""
 QUIET_MS = 300  # the screen counts as settled when nothing on it changed for this long
 

@@ -7,8 +7,9 @@ table at k do), and a slider move redraws only what changed.
 Two chart libraries, each where it is cheaper or needed:
 
 * **Vega-Lite** (``st.vega_lite_chart``) for the P@k curves and heatmap: its browser code is ~0.8 MB against
-  Plotly's 4.7 MB, which every page load that shows a Plotly chart parses again (~0.25 s on a 2-core machine),
-  and it draws on a canvas. Specs are plain dicts (no Altair: its schema validation costs ~20 ms per build);
+  Plotly's 4.7 MB, which every page load that shows a Plotly chart parses again (~0.25 s on a 2-core machine).
+  (Streamlit draws these charts as SVG; its canvas renderer, ``usermeta.embedOptions.renderer``, measured no
+  faster on the P@k page.) Specs are plain dicts (no Altair: its schema validation costs ~20 ms per build);
   tests/test_app.py validates them against the Vega-Lite schema.
 * **Plotly** for the Procrustes UMAP panels: lasso selection of points and the toolbar's PNG export. Figures
   are written as plain Plotly JSON (:func:`_figure`): ``plotly.graph_objects`` validates every property as it is
