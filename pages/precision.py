@@ -87,8 +87,9 @@ def at_k() -> None:
     if len(spaces) >= 2:
         hm, cells, matrix_csv = figures.precision_heatmap(tok, spaces, k)
         st.vega_lite_chart(cells, hm, key="pk_heatmap", width="stretch")
-        st.caption(f"Rows and columns: the spaces compared (symmetric). Chance at k = {k}: {metrics.chance_precision(N, k):.3f}. "
-                   "Diagonal = 1 by definition. Full precision: hover a cell, or the CSV below.")
+        st.caption(f"Rows and columns: the spaces compared (symmetric). Chance at k = {k}: "
+                   f"{metrics.chance_precision(N, k):.3f}. Diagonal = 1 by definition. Full precision: hover a "
+                   "cell, or the CSV below.")
         st.download_button("Download the matrix (CSV)", matrix_csv, file_name=f"alva_precision_matrix_k{k}.csv",
                            mime="text/csv", on_click="ignore")
     else:

@@ -320,7 +320,8 @@ def test_precision_curves_bands_heatmap(synthetic):
     assert all((plot["pair"] == p).sum() == 107 for p in pairs)
     assert ((plot["p"] >= 0) & (plot["p"] <= 1)).all() and (plot["boot_lo"] <= plot["p"] + 1e-12).all()
     line = _layer(curves, "line", "p")
-    dash = dict(zip(line["encoding"]["strokeDash"]["scale"]["domain"], line["encoding"]["strokeDash"]["scale"]["range"]))
+    dash_scale = line["encoding"]["strokeDash"]["scale"]
+    dash = dict(zip(dash_scale["domain"], dash_scale["range"]))
     assert plot.loc[plot["pair"] == "bag-of-words", "kind"].iloc[0] == "baseline" and dash["baseline"] != [1, 0]
     assert dash["model"] == [1, 0]  # baselines drawn distinctly from models
     assert _layer(curves, "area", "null_lo") and _layer(curves, "area", "boot_lo")  # permutation band, bootstrap CI

@@ -147,8 +147,9 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
                                              "format": ".3f"},
                                             {"field": "p_perm", "type": _Q, "title": "permutation p",
                                              "format": ".4f"}]}})
-    layers.append({"data": {"values": [{"k": int(k), "chance": float(c)} for k, c in zip(ks, chance)]}, "mark": {"type": "line", "color": "black", "strokeDash": [1, 3],
-                                                        "strokeWidth": 1.5},
+    chance_rows = [{"k": int(k), "chance": float(c)} for k, c in zip(ks, chance)]  # one line, not one per pair
+    layers.append({"data": {"values": chance_rows},
+                   "mark": {"type": "line", "color": "black", "strokeDash": [1, 3], "strokeWidth": 1.5},
                    "encoding": {"x": x, "y": {**y, "field": "chance"},
                                 "tooltip": [{"field": "k", "type": _Q},
                                             {"field": "chance", "type": _Q, "title": "chance k/(n−1)",
