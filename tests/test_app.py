@@ -448,7 +448,7 @@ def test_agent_page_steps_plays_and_exports(synthetic):
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["env"] == 2 and _qp(at, "env") == "2"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Outcome"] in ("success ✅", "failure ❌") and "steps" in metrics["Episode length"]
+    assert metrics["Outcome"] in ("success ✓", "failure ✕") and "steps" in metrics["Episode length"]
     assert len(at.image) == 2  # the frame and the attention drawn over the agent's view
     probs = _tables(at, "probability")[0]
     assert len(probs) == 7 and abs(probs["probability"].sum() - 1) < 1e-4  # a distribution over the 7 actions
