@@ -264,7 +264,8 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
 
     The main value compares ``reference`` seed ``ref_seed`` (default: first present) with the model's first
     present seed (for seeded baselines / the untrained agent: the same seed as the reference when present).
-    ``seed_mean``/``seed_sd``: P@k of every reference seed against that same model file.
+    ``seed_mean``/``seed_sd``/``seed_min``/``seed_max``: P@k of every reference seed against that same model
+    file. ``null_low``/``null_high``: the 2.5/97.5 percentiles of the permutation null.
     Rows without embeddings have NaN values and ``present`` False (their ``compute_command`` says how).
     Raises NotComputedError when the reference itself has no embeddings.
     """
@@ -279,8 +280,9 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         lo, hi, text = paper_range(r["paper_family"], name)
         row = {"model": name, "family": r["family"], "paper_family": r["paper_family"], "kind": r["kind"],
                "present": bool(r["present"]), "seed": None, f"P@{k}": np.nan, "ci_low": np.nan,
-               "ci_high": np.nan, "p_perm": np.nan, "null_high": np.nan,
+               "ci_high": np.nan, "p_perm": np.nan, "null_low": np.nan, "null_high": np.nan,
                "chance": float(metrics.chance_precision(n, k)), "seed_mean": np.nan, "seed_sd": np.nan,
+               "seed_min": np.nan, "seed_max": np.nan,
                "n_ref_seeds": len(ref_seeds), "paper_low": lo, "paper_high": hi, "paper": text,
                "compute_command": r["compute_command"], "source": r["source"]}
         if name == reference:
@@ -289,6 +291,7 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
                 vals = [metrics.precision_at_k(R, X, k) for X in others.values()]
                 row.update({f"P@{k}": float(np.mean(vals)), "seed_mean": float(np.mean(vals)),
                             "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
+                            "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals)),
                             "seed": f"other seeds {', '.join(map(str, others))}",
                             "paper": "agent vs itself (other training seeds)"})
             rows.append(row)
@@ -307,8 +310,10 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         vals = [metrics.precision_at_k(X, B, k) for X in ref_seeds.values()]
         row.update({"seed": s, f"P@{k}": float(st["curve"][k - 1]), "ci_low": float(st["boot_lo"][k - 1]),
                     "ci_high": float(st["boot_hi"][k - 1]), "p_perm": float(st["p"][k - 1]),
-                    "null_high": float(st["null_hi"][k - 1]), "seed_mean": float(np.mean(vals)),
-                    "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan})
+                    "null_low": float(st["null_lo"][k - 1]), "null_high": float(st["null_hi"][k - 1]),
+                    "seed_mean": float(np.mean(vals)),
+                    "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
+                    "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals))})
         rows.append(row)
     df = pd.DataFrame(rows)
     order = {f: i for i, f in enumerate(FAMILY_ORDER)}
@@ -317,14 +322,21 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         .reset_index(drop=True)
 
 
+def _agent_manifests() -> Iterable[tuple[Path, dict | None]]:
+    """(path, manifest) of every shipped agent manifest (assets/agents/*.json), None for a corrupt one."""
+    for p in sorted((store.assets_dir() / "agents").glob("*.json")):
+        try:
+            yield p, store.read_json(p)
+        except ValueError:
+            yield p, None
+
+
 def agent_success() -> pd.DataFrame:
     """One row per shipped agent manifest (assets/agents/*.json, written by core.train): overall success and
     success per verb, the number of evaluation episodes, optimizer steps and the network config."""
     rows = []
-    for p in sorted((store.assets_dir() / "agents").glob("*.json")):
-        try:
-            man = store.read_json(p)
-        except ValueError:
+    for p, man in _agent_manifests():
+        if man is None:
             rows.append({"agent": p.stem, "success": np.nan, "note": "corrupt manifest"})
             continue
         succ = man.get("success") or {}
@@ -344,6 +356,28 @@ def agent_success() -> pd.DataFrame:
             row["optimizer steps"] = man["optimizer_steps"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SUCCESS_GROUPS = ("verb_object", "verb", "object", "determiner", "instruction")
+
+
+def agent_success_by(group: str = "verb_object") -> pd.DataFrame:
+    """Long table of success per ``group`` of instructions (one of :data:`SUCCESS_GROUPS`) for every shipped agent
+    manifest that records it (``success["per_<group>"]``, written by core.train's evaluation): columns agent,
+    variant, seed, group, level, success, plus the overall success as level "overall"."""
+    if group not in SUCCESS_GROUPS:
+        raise ValueError(f"group must be one of {', '.join(SUCCESS_GROUPS)}; got {group!r}")
+    rows = []
+    for p, man in _agent_manifests():
+        succ = (man or {}).get("success")
+        per = succ.get(f"per_{group}") if isinstance(succ, dict) else None
+        if not isinstance(per, dict):
+            continue
+        base = {"agent": p.stem, "variant": man.get("name", p.stem.rsplit("-s", 1)[0]), "seed": man.get("seed"),
+                "group": group}
+        rows.append({**base, "level": "overall", "success": _as_float(succ.get("overall"))})
+        rows += [{**base, "level": str(lv), "success": _as_float(x)} for lv, x in per.items()]
+    return pd.DataFrame(rows, columns=["agent", "variant", "seed", "group", "level", "success"])
 
 
 def _as_float(x: Any) -> float:

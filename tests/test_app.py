@@ -101,7 +101,8 @@ def _write_synthetic(d: Path) -> None:
     from core.agent import AgentConfig, build_agent, save_checkpoint
 
     save_checkpoint(build_agent(AgentConfig(), 0), d / "agents" / "alm-s0.pt",
-                    {"name": "alm", "seed": 0, "success": {"overall": 0.5}, "note": "synthetic test agent"})
+                    {"name": "alm", "seed": 0, "success": {"overall": 0.5, "per_verb_object": {
+                        "go to ball": 0.25, "open door": 0.75}}, "note": "synthetic test agent"})
 
 
 @pytest.fixture(scope="session")
@@ -170,6 +171,45 @@ def test_overview_headline_and_not_computed(synthetic):
     assert not llama["present"] and "python -m core embed --model llama-3.2-1b" in llama["compute command"]
     succ = _tables(at, "success")[0]
     assert succ["success"].iloc[0] == pytest.approx(0.5)
+    spec, plot = next((s, p) for s, p in _vega(at) if "level" in p)  # success per verb-object form, one dot each
+    assert dict(zip(plot["level"], plot["success"])) == {"overall": 0.5, "go to ball": 0.25, "open door": 0.75}
+    assert (plot["agent"] == "alm-s0").all()
+
+
+def test_overview_headline_figure_holds_the_tables_numbers(synthetic):
+    """The headline figure: one mark per model present with the numbers of core.report.headline_table (point,
+    CI, permutation band, agent-seed range, paper range), chance and the reference rows as rules."""
+    at = _run()
+    assert not at.exception
+    (spec, plot), *_ = _vega(at)
+    table = report.headline_table(report.REFERENCE, 0, 15)
+    models = table[(table["kind"] == report.KIND_MODEL) & table["present"]].set_index("model")
+    assert list(plot["model"]) == list(models.index) and set(SYN_MODELS) <= set(plot["model"])  # one row each
+    point = next(lay for lay in spec["layer"] if lay["mark"]["type"] == "point")
+    assert point["encoding"]["x"]["field"] == "p" and "data" not in point  # drawn from the chart's data
+    plot = plot.set_index("model")
+    for col, field in [("P@15", "p"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("null_low", "null_low"),
+                       ("null_high", "null_high"), ("seed_min", "seed_min"), ("seed_max", "seed_max"),
+                       ("paper_low", "paper_low"), ("paper_high", "paper_high"), ("p_perm", "p_perm")]:
+        assert np.allclose(plot[field].astype(float), models[col].astype(float), equal_nan=True), col
+    assert (plot["ci_low"] <= plot["p"]).all() and (plot["p"] <= plot["ci_high"]).all()
+    assert (plot["seed_min"] < plot["seed_max"]).all()  # two agent seeds in the synthetic assets
+    assert plot.loc["smollm2-135m", "paper_low"] == pytest.approx(0.70)  # a decoder LM: the paper's LLM range
+    bands = {(lay["encoding"]["x"]["field"], lay["encoding"]["x2"]["field"]) for lay in spec["layer"]
+             if "x2" in lay["encoding"]}
+    assert {("ci_low", "ci_high"), ("seed_min", "seed_max"), ("null_low", "null_high"),
+            ("paper_low", "paper_high")} <= bands
+    chance = next(lay for lay in spec["layer"] if lay["encoding"]["x"]["field"] == "chance")
+    assert [v["chance"] for v in chance["data"]["values"]] == [pytest.approx(15 / 107)]
+    rules = next(lay for lay in spec["layer"] if lay.get("data") and "reference" in lay["data"]["values"][0])
+    marks = {m["reference"]: m["p"] for m in rules["data"]["values"]}
+    by_name = table.set_index("model")["P@15"]
+    assert marks == {"untrained agent": pytest.approx(by_name["untrained-alm"]),
+                     "bag-of-words": pytest.approx(by_name["bag-of-words"]),
+                     "another agent seed": pytest.approx(by_name["alm"])}
+    tips = {t["field"] for t in point["encoding"]["tooltip"]}
+    assert {"p", "ci_low", "ci_high", "p_perm", "seed_mean", "paper"} <= tips  # hover shows the numbers
+    assert any(b.label.startswith("Download the headline table") for b in at.get("download_button"))
 
 
 # ------------------------------------------------------------------------------------------ neighbours
@@ -419,6 +459,12 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spec, cells, _ = figures.precision_heatmap(tok, spaces, 7)
     alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(cells.head(3).to_json(orient="records"))}})
     assert len(cells) == len(spaces) ** 2
+    for spec, plot in [figures.headline_figure(tok, "alm", 0, 15)[:2], figures.success_figure(tok)[:2]]:
+        assert len(plot)
+        alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(plot.to_json(orient="records"))}})
+        fields = {lay["encoding"][c]["field"] for lay in spec["layer"] if "data" not in lay
+                  for c in ("x", "x2", "y") if "field" in lay["encoding"].get(c, {})}
+        assert fields <= set(plot.columns)
 
 
 def test_cached_neighbour_loaders_agree_with_core_metrics(synthetic):

@@ -70,6 +70,11 @@ def agent_success(tok: str) -> pd.DataFrame:
     return report.agent_success()
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def agent_success_by(tok: str, group: str = "verb_object") -> pd.DataFrame:
+    return report.agent_success_by(group)
+
+
 @st.cache_data(max_entries=16, show_spinner="Computing P@15 with bootstrap CIs and permutation nulls…")
 def headline(tok: str, reference: str, ref_seed: int | None, k: int) -> pd.DataFrame:
     return report.headline_table(reference, ref_seed, k)

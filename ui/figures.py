@@ -20,6 +20,7 @@ Returned objects are shared by every session: never mutate them.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -179,6 +180,138 @@ def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any],
          "encoding": {"text": {"field": "p", "type": _Q, "format": ".2f"},
                       "color": {"condition": {"test": "datum.p > 0.6", "value": "black"}, "value": "white"}}}]}
     return spec, long, M.to_csv().encode()
+
+
+# ------------------------------------------------------------------------------------------ Overview
+#: the reference rows drawn as marks across the headline figure (registry name -> what it stands for); the
+#: reference itself stands for its other seeds
+HEADLINE_REFERENCES = {"untrained-alm": "untrained agent", "bag-of-words": "bag-of-words",
+                       report.REFERENCE: "another agent seed"}
+PAPER_COLOUR = "#f4a259"  #: what the paper reports, drawn as a band
+#: the headline figure's legend: what each mark is, and its colour
+HEADLINE_KEY = {"P@k (dot), 95% bootstrap CI (bar)": "#1f4e9c", "range over agent seeds": "#6b8fd6",
+                "95% permutation band": "#b0b0b0", "paper's range for the family": PAPER_COLOUR,
+                "chance k/(n−1)": "#000000", "untrained agent": "#8c564b", "bag-of-words": "#7f7f7f",
+                "another agent seed": "#2ca02c"}
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def headline_figure(tok: str, ref: str, ref_seed: int | None, k: int) -> tuple[dict[str, Any], pd.DataFrame,
+                                                                              list[dict[str, Any]]]:
+    """(Vega-Lite spec, its data, the reference marks) of the Overview's headline: one row per model present
+    (kind "model"), P@k against ``ref`` seed ``ref_seed`` as a point with its 95% bootstrap CI (thick bar), the
+    min-max over the reference's seeds (thin bar below), the model's 95% permutation band (grey) and the paper's
+    reported range for its family (orange band); the analytic chance level and the reference rows (untrained agent,
+    bag-of-words, another seed of the reference: :data:`HEADLINE_REFERENCES`) as vertical rules across every row.
+
+    Every number comes from :func:`core.report.headline_table` (``data.headline``), nothing is recomputed. The
+    data has one row per model, in the table's order; the reference marks are the layer's inline values."""
+    table = data.headline(tok, ref, ref_seed, k)
+    pk = f"P@{k}"
+    rows = table[(table["kind"] == report.KIND_MODEL) & table["present"]]
+    plot = pd.DataFrame({"model": rows["model"], "family": rows["family"], "stands_for": rows["paper_family"],
+                         "p": rows[pk], "ci_low": rows["ci_low"], "ci_high": rows["ci_high"],
+                         "p_perm": rows["p_perm"], "null_low": rows["null_low"], "null_high": rows["null_high"],
+                         "seed_min": rows["seed_min"], "seed_max": rows["seed_max"], "seed_mean": rows["seed_mean"],
+                         "seed_sd": rows["seed_sd"], "paper_low": rows["paper_low"],
+                         "paper_high": rows["paper_high"], "paper": rows["paper"]}).reset_index(drop=True)
+    marks = []
+    for name, what in HEADLINE_REFERENCES.items():
+        r = table[(table["model"] == name) & table["present"]]
+        if len(r) and np.isfinite(r[pk].iloc[0]):
+            seed = r["seed"].iloc[0]
+            src = f"{name}, {seed}" if isinstance(seed, str) else data.label(name, None if pd.isna(seed) else
+                                                                               int(seed))
+            marks.append({"reference": what, "source": src, "p": float(r[pk].iloc[0])})
+    chance = float(table["chance"].iloc[0])
+    order = list(plot["model"])
+    x = {"type": _Q, "title": f"P@{k} with the agent ({data.label(ref, ref_seed)})",
+         "scale": {"domain": [0, 1], "nice": False}}
+    y = {"field": "model", "type": _N, "sort": order, "title": None, "axis": {"labelLimit": 220}}
+    fmt = lambda f, t: {"field": f, "type": _Q, "title": t, "format": ".3f"}  # noqa: E731
+    tooltip = [{"field": "model", "type": _N}, {"field": "family", "type": _N},
+               {"field": "stands_for", "type": _N, "title": "stands in for"}, fmt("p", f"P@{k}"),
+               fmt("ci_low", "95% CI low"), fmt("ci_high", "95% CI high"),
+               {"field": "p_perm", "type": _Q, "title": "permutation p", "format": ".4f"},
+               fmt("null_low", "null 2.5%"), fmt("null_high", "null 97.5%"), fmt("seed_mean", "agent seeds: mean"),
+               fmt("seed_sd", "agent seeds: sd"), fmt("seed_min", "agent seeds: min"),
+               fmt("seed_max", "agent seeds: max"), {"field": "paper", "type": _N, "title": "paper (reported)"}]
+    keys = list(HEADLINE_KEY)
+    keys[0] = f"P@{k} (dot), 95% bootstrap CI (bar)"
+    legend = {"title": None, "orient": "bottom", "columns": 4, "symbolType": "stroke", "symbolStrokeWidth": 3,
+              "symbolOpacity": 1,
+              "labelLimit": 320}
+    scale = {"domain": keys, "range": list(HEADLINE_KEY.values())}
+
+    colour = {"field": "key", "type": _N, "scale": scale, "legend": legend}  # one legend explains every mark
+
+    def keyed(i: int, *fields: str) -> list[dict[str, Any]]:
+        """A layer's transforms: rows with every field valid, labelled with legend entry i."""
+        valid = [{"filter": " && ".join(f"isValid(datum.{f})" for f in fields)}] if fields else []
+        return [*valid, {"calculate": json.dumps(keys[i]), "as": "key"}]
+
+    layers: list[dict[str, Any]] = [
+        {"transform": keyed(3, "paper_low", "paper_high"), "mark": {"type": "bar", "opacity": 0.35},
+         "encoding": {"y": y, "x": {**x, "field": "paper_low"}, "x2": {"field": "paper_high"}, "color": colour,
+                      "tooltip": [{"field": "paper", "type": _N, "title": "paper (reported)"}]}},
+        {"transform": keyed(2, "null_low", "null_high"), "mark": {"type": "bar", "opacity": 0.6,
+                                                                  "height": {"band": 0.5}},
+         "encoding": {"y": y, "x": {**x, "field": "null_low"}, "x2": {"field": "null_high"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"data": {"values": [{"chance": chance, "key": keys[4]}]},
+         "mark": {"type": "rule", "strokeDash": [1, 3], "strokeWidth": 1.5},
+         "encoding": {"x": {**x, "field": "chance"}, "color": colour, "tooltip": [fmt("chance", "chance k/(n−1)")]}},
+    ]
+    if marks:
+        layers.append({"data": {"values": marks}, "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
+                       "encoding": {"x": {**x, "field": "p"}, "color": {**colour, "field": "reference"},
+                                    "tooltip": [{"field": "reference", "type": _N},
+                                                {"field": "source", "type": _N, "title": "row"},
+                                                fmt("p", f"P@{k}")]}})
+    layers += [
+        {"transform": keyed(1, "seed_min", "seed_max"), "mark": {"type": "rule", "strokeWidth": 1.5, "yOffset": 9},
+         "encoding": {"y": y, "x": {**x, "field": "seed_min"}, "x2": {"field": "seed_max"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"transform": keyed(0, "ci_low", "ci_high"), "mark": {"type": "rule", "strokeWidth": 4},
+         "encoding": {"y": y, "x": {**x, "field": "ci_low"}, "x2": {"field": "ci_high"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"transform": keyed(0), "mark": {"type": "point", "filled": True, "size": 110, "opacity": 1},
+         "encoding": {"y": y, "x": {**x, "field": "p"}, "color": colour, "tooltip": tooltip}},
+    ]
+    spec = {"height": 70 + 46 * max(1, len(plot)), "layer": layers}
+    return spec, plot, marks
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def success_figure(tok: str, group: str = "verb_object") -> tuple[dict[str, Any], pd.DataFrame, bytes]:
+    """(Vega-Lite spec, its data, the data as CSV): every shipped agent's task success, overall and per ``group``
+    of instructions (:func:`core.report.agent_success_by`), one dot per agent (the seeds of a variant share its
+    colour), with the paper's reported success range as a band. Empty data when no manifest records it."""
+    long = data.agent_success_by(tok, group)
+    plot = long[np.isfinite(long["success"].astype(float))].reset_index(drop=True)
+    levels = ["overall", *sorted(set(plot["level"]) - {"overall"})]
+    variants = list(dict.fromkeys([report.REFERENCE, *sorted(plot["variant"])])) if len(plot) else []
+    variants = [v for v in variants if v in set(plot["variant"])]
+    lo = float(min(report.PAPER_SUCCESS[0], plot["success"].min() if len(plot) else 1.0))
+    x = {"type": _Q, "title": "success (fraction of evaluation episodes)", "axis": {"format": ".0%"},
+         "scale": {"domain": [max(0.0, np.floor(lo * 20) / 20 - 0.05), 1.0], "nice": False}}
+    y = {"field": "level", "type": _N, "sort": levels, "title": None}
+    colour = {"field": "variant", "type": _N, "title": "agent", "sort": variants,
+              "scale": {"domain": variants, "range": PALETTE[:len(variants)] or PALETTE[:1]},
+              "legend": {"orient": "right"}}
+    paper = {"lo": report.PAPER_SUCCESS[0], "hi": report.PAPER_SUCCESS[1], "what": "the paper's reported range"}
+    spec = {"height": 40 + 28 * len(levels), "layer": [
+        {"data": {"values": [paper]}, "mark": {"type": "rect", "color": PAPER_COLOUR, "opacity": 0.3},
+         "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"},
+                      "tooltip": [{"field": "what", "type": _N, "title": "band"},
+                                  {"field": "lo", "type": _Q, "format": ".2f"},
+                                  {"field": "hi", "type": _Q, "format": ".2f"}]}},
+        {"mark": {"type": "point", "filled": True, "size": 60, "opacity": 0.85},
+         "encoding": {"x": {**x, "field": "success"}, "y": y, "color": colour,
+                      "yOffset": {"field": "variant", "type": _N, "sort": variants},
+                      "tooltip": [{"field": "agent", "type": _N}, {"field": "level", "type": _N, "title": group},
+                                  {"field": "success", "type": _Q, "format": ".3f"}]}}]}
+    return spec, plot, plot.to_csv(index=False).encode()
 
 
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
