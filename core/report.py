@@ -147,7 +147,7 @@ _COLLECT: dict[str, dict[str, Any]] | None = None  # set while shipping: every r
 
 def _artefact(stage: str, params: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     k = store.key(stage, params)
-    hit = shipped().get(k) if _COLLECT is None else None
+    hit = shipped().get(k)
     value = hit if hit is not None else store.cached(stage, params, compute)
     if _COLLECT is not None:
         _COLLECT[k] = value
@@ -239,12 +239,66 @@ def layout_is_ready(X: np.ndarray, seed: int = UMAP_SEED) -> bool:
     return is_ready("report.umap", layout_params(X, seed))
 
 
+#: the dashboard's joint layout (core.projection.joint_layout): every space Procrustes-aligned onto the reference
+#: in full (no space reduced: the smaller ones zero-padded; each at unit norm, not shrunk by a poor fit), then one
+#: UMAP (euclidean, the geometry Procrustes aligns) of all the aligned points
+JOINT = {"dims": "max", "scale": "match", "metric": "euclidean"}
+
+
+def joint_order(spaces: dict[str, np.ndarray], reference: str) -> list[str]:
+    """The order in which spaces are stacked: the reference, then the others by fingerprint (then name), so that
+    the same set of spaces gives the same layout whatever order they were picked in."""
+    if reference not in spaces:
+        raise KeyError(f"the reference {reference!r} is not among the spaces {list(spaces)}")
+    return [reference, *sorted((m for m in spaces if m != reference), key=lambda m: (fingerprint(spaces[m]), m))]
+
+
+def joint_params(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> dict[str, Any]:
+    """The cache key parameters of a joint layout (stage ``report.joint``; value ``{"xy": (N * n, 2)}``, the
+    spaces stacked in :func:`joint_order`)."""
+    order = joint_order(spaces, reference)
+    return {"v": REPORT_VERSION, "spaces": [fingerprint(spaces[m]) for m in order], **umap_params(seed), **JOINT}
+
+
+def joint_layout(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> dict[str, np.ndarray]:
+    """name -> (n, 2): the joint layout of ``spaces`` (name -> array) around ``reference`` (:data:`JOINT`), shipped
+    or cached. umap is imported only when the layout is neither shipped nor cached."""
+    order = joint_order(spaces, reference)
+
+    def compute() -> dict[str, Any]:
+        from . import projection
+
+        al = projection.joint_layout({m: spaces[m] for m in order}, reference, seed=seed, metric=JOINT["metric"],
+                                     cache=False, dims=JOINT["dims"], scale=JOINT["scale"])
+        return {"xy": np.vstack([al.layouts[m] for m in order]).astype(np.float64)}
+
+    xy = _artefact("report.joint", joint_params(spaces, reference, seed), compute)["xy"]
+    n = spaces[reference].shape[0]
+    return {m: xy[i * n:(i + 1) * n] for i, m in enumerate(order)}
+
+
+def joint_is_ready(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> bool:
+    """True when the joint layout is shipped or in the diskcache (no UMAP fit needed)."""
+    return is_ready("report.joint", joint_params(spaces, reference, seed))
+
+
 # ------------------------------------------------------------------------------------------ tables
 def paper_range(paper_family: str, name: str = "") -> tuple[float, float, str]:
     if name == "random":
         return PAPER_RANDOM, PAPER_RANDOM, f"random baseline: about {PAPER_RANDOM:.2f}"
     lo, hi, text = PAPER_P15.get(paper_family, (np.nan, np.nan, ""))
     return lo, hi, text
+
+
+def default_models(inv: pd.DataFrame | None = None) -> list[str]:
+    """The models every page starts with: the reference agent, then every language or vision-language model
+    present (the baselines present when there is none)."""
+    inv = inventory() if inv is None else inv
+    present = inv[inv["present"]]
+    models = [n for n, k in zip(present["name"], present["kind"]) if k == KIND_MODEL]
+    if not models:
+        models = [n for n, k in zip(present["name"], present["kind"]) if k == KIND_BASELINE]
+    return ([REFERENCE] if REFERENCE in set(inv["name"]) else []) + [m for m in models if m != REFERENCE]
 
 
 def inventory() -> pd.DataFrame:
@@ -402,7 +456,11 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
     * pair statistics (curve, bootstrap CI, permutation null) of every reference seed vs every other space
       present (default seeds) -- what the Overview and P@k pages show by default;
     * full-space Procrustes (disparity, permutation p, residuals) of every reference seed vs every space;
-    * UMAP layouts of every space present (all seeds).
+    * UMAP layouts of every space present (all seeds);
+    * the joint layout of the Procrustes page's default selection (:func:`default_models`) around each reference
+      seed.
+
+    Artefacts already shipped under the same key (same inputs, same settings) are kept as they are.
     """
     global _COLLECT
     d = Path(directory) if directory is not None else report_dir()
@@ -431,6 +489,12 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
             for name, s in spaces:
                 layout(load_space(name, s)[0])
                 log(f"umap {stem(name, s)}")
+            present = set(n for n, _ in spaces)
+            for rs in ref_seeds:  # the Procrustes page's default selection, for every reference seed
+                chosen = {stem(m, default_seed(m, rs)): load_space(m, default_seed(m, rs))[0]
+                          for m in [reference, *default_models()] if m in present}
+                joint_layout(chosen, stem(reference, rs))
+                log(f"joint umap around {stem(reference, rs)}: {', '.join(chosen)}")
         collected = _COLLECT
     finally:
         _COLLECT = None

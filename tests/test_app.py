@@ -127,6 +127,14 @@ def synthetic(synthetic_dir, monkeypatch):
     _clear_caches()
 
 
+#: the joint layouts the tests draw: (reference, others); the first three are the Procrustes page's default
+#: selections (both agent seeds, and after switching the reference)
+JOINT_SELECTIONS = [(("alm", 0), [("smollm2-135m", None), ("all-minilm-l6-v2", None)]),
+                    (("alm", 1), [("smollm2-135m", None), ("all-minilm-l6-v2", None)]),
+                    (("smollm2-135m", None), [("alm", 0), ("all-minilm-l6-v2", None)]),
+                    (("alm", 0), [("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None)])]
+
+
 def _stand_in_layouts(load_embeddings):
     for name, seed in [("alm", 0), ("alm", 1), ("smollm2-135m", None), ("all-minilm-l6-v2", None),
                        ("bag-of-words", None), ("untrained-alm", 0), ("untrained-alm", 1)]:
@@ -134,6 +142,17 @@ def _stand_in_layouts(load_embeddings):
         Xc = X - X.mean(0)
         xy = np.linalg.svd(Xc, full_matrices=False)[0][:, :2]
         store.cached("report.umap", report.layout_params(X), lambda xy=xy: {"xy": xy})
+    from core import projection
+
+    for ref, others in JOINT_SELECTIONS:  # joint layouts: the first two principal components of the aligned stack
+        spaces = {report.stem(n, s): load_embeddings(n, s)[0] for n, s in [ref, *others]}
+        order = report.joint_order(spaces, report.stem(*ref))
+        _, al, *_ = projection.align_spaces({m: spaces[m] for m in order}, order[0], dims=report.JOINT["dims"],
+                                            scale=report.JOINT["scale"])
+        Y = np.vstack([al[m] for m in order])
+        Y = Y - Y.mean(0)
+        xy = Y @ np.linalg.svd(Y, full_matrices=False)[2][:2].T
+        store.cached("report.joint", report.joint_params(spaces, order[0]), lambda xy=xy: {"xy": xy})
 
 
 @pytest.fixture
@@ -312,6 +331,8 @@ def test_deep_link_opens_the_right_state(synthetic):
     ({"models": "gpt-9,smollm2-135m"}, "Unknown model", lambda ss: ss["models"] == ["smollm2-135m"]),
     ({"models": "gpt-9"}, "Unknown model", lambda ss: "alm" in ss["models"]),
     ({"seed": "77"}, "not shipped", lambda ss: ss["seed"] == 0),
+    ({"layout": "3d"}, "layout must be one of", lambda ss: ss["layout"] == "joint"),
+    ({"colour_by": "mood"}, "colour_by must be one of", lambda ss: ss["colour_by"] == "verb"),
 ])
 def test_hostile_query_parameters_fall_back_with_a_message(synthetic, params, needle, check):
     for page in ("neighbours", "precision"):
@@ -410,6 +431,51 @@ def test_procrustes_page_colour_selection_and_ref(synthetic):
     assert _qp(at, "ref") == "smollm2-135m"
 
 
+def test_procrustes_joint_layout_pk_colour_and_top_movers(synthetic):
+    """The page's default layout is the joint one (core.report.joint_layout); colouring by P@k shows each panel's
+    per-item P@k with the reference; the overlay joins only the top movers' positions (or the selection's)."""
+    from core import metrics
+    from core.embedders import load_embeddings
+    from ui import figures
+
+    at = _run("procrustes", {"ref": "alm", "colour_by": "P@k", "k": "10"})
+    assert not at.exception, [e.message for e in at.exception]
+    assert _qp(at, "layout") == "joint" and "Joint layout" in _texts(at)
+    names = ["alm-s0", "smollm2-135m", "all-minilm-l6-v2"]
+    spaces = {n: load_embeddings(*(("alm", 0) if n == "alm-s0" else (n, None)))[0] for n in names}
+    joint = report.joint_layout(spaces, "alm-s0")
+    multiples, overlay = _specs(at)[:2]
+    panels = [t for t in multiples["data"] if t.get("mode") == "markers"]
+    assert [t["name"] for t in panels] == names
+    pk = {n: metrics.per_item_precision(spaces["alm-s0"], spaces[n], 10) for n in names[1:]}
+    pk["alm-s0"] = np.mean([pk[n] for n in names[1:]], axis=0)  # the reference's panel: mean of the others
+    for t in panels:
+        xy = np.c_[_values(t["x"]), _values(t["y"])]
+        assert np.allclose(xy, joint[t["name"]])  # drawn where the joint layout puts each instruction
+        assert np.allclose(_values(t["marker"]["color"]), pk[t["name"]]) and t["marker"]["coloraxis"] == "coloraxis"
+    assert multiples["layout"]["coloraxis"]["cmin"] == 0 and multiples["layout"]["coloraxis"]["cmax"] == 1
+    assert "P@10" in " ".join(a["text"] for a in multiples["layout"]["annotations"])
+    # the overlay (alm-s0 vs smollm2-135m): lines only for the 15 instructions that moved most
+    lines = next(t for t in overlay["data"] if t.get("mode") == "lines")
+    lx, ly = _values(lines["x"]), _values(lines["y"])
+    assert len(lx) == 3 * figures.TOP_MOVERS and np.isnan(lx[2::3]).all()
+    moved = np.linalg.norm(joint["smollm2-135m"] - joint["alm-s0"], axis=1)
+    drawn = [int(np.flatnonzero(np.all(joint["alm-s0"] == (x, y), axis=1))[0]) for x, y in zip(lx[0::3], ly[0::3])]
+    ref_xy = joint["alm-s0"]
+    D = np.linalg.norm(ref_xy[:, None] - ref_xy[None], axis=2)
+    np.fill_diagonal(D, np.inf)
+    relative = moved / np.sort(D, axis=1)[:, :5].mean(axis=1)  # projection.displacement_table's definition
+    assert set(drawn) == set(np.argsort(-relative, kind="stable")[:figures.TOP_MOVERS])
+    at.session_state["umap_sel"] = [5, 9]
+    at.run()
+    lines = next(t for t in _specs(at)[1]["data"] if t.get("mode") == "lines")
+    assert len(_values(lines["x"])) == 6  # the selection's two instructions only
+    at.segmented_control(key="w_layout").set_value("own").run()
+    assert not at.exception and _qp(at, "layout") == "own"
+    titles = [a["text"] for a in _specs(at)[0]["layout"]["annotations"]]
+    assert "2-D layout disparity" in _tables(at, "disparity")[0] and len(titles) == 3
+
+
 def test_selection_events_map_to_instruction_indices():
     from ui.figures import selected_indices
 
@@ -434,7 +500,9 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spaces = (("alm", 0), ("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None))
     figs = [figures.umap_multiples(tok, spaces, "alm", "colour", ()),
             figures.umap_multiples(tok, spaces, "alm", "verb", (3, 50)),
-            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (3,))]
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (3,)),
+            figures.umap_multiples(tok, spaces, "alm", "P@k", (4,), "joint", 15),
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (), "joint")]
     for fig in figs:
         raw = json.loads(pio.to_json(fig, validate=False))
         assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))
@@ -552,6 +620,7 @@ def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):
     kinds = [k.split(":")[0] for k in index["entries"]]
     assert kinds.count("report.umap") == 7 and kinds.count("report.pair") == 2 * 4
     assert kinds.count("report.procrustes") == 2 * 4 + 2
+    assert kinds.count("report.joint") == 2  # the Procrustes page's default selection, per agent seed
     assert report.check() == []
     calls = []
     monkeypatch.setattr(store, "cached", lambda *a, **k: calls.append(a[0]) or (_ for _ in ()).throw(

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -333,6 +334,42 @@ def umap_alignment(tok: str, spaces: Spaces, ref: str) -> tuple[projection.Align
     return projection.align_layouts(raw, reference=ref, scale="match"), raw
 
 
+#: the Procrustes page's layouts: the joint layout (default), or each space's own UMAP aligned in 2-D
+LAYOUTS = {"joint": "joint: full-space Procrustes, then one UMAP", "own": "each space's own UMAP"}
+#: Plotly's "Viridis" as its validation writes it (the figures here are not validated when built)
+VIRIDIS = plotly.colors.get_colorscale("Viridis")
+PK = "P@k"  #: colouring by per-item P@k with the reference (the other colourings are the factors)
+TOP_MOVERS = 15  #: the overlay's lines join the positions of the top movers when nothing is selected
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def umap_joint(tok: str, spaces: Spaces, ref: str) -> projection.AlignedLayouts:
+    """Every space's position in the joint layout around ``ref`` (:func:`core.report.joint_layout`: full-space
+    Procrustes onto the reference, then one UMAP of the stacked aligned spaces). It must be ready or computable
+    (the page shows the spinner while it is computed)."""
+    layouts = data.joint_layout(tok, spaces, ref)
+    return projection.AlignedLayouts(reference=ref, method="joint", layouts=layouts, rotation={}, scale={},
+                                     disparity={}, conventions=projection.JOINT_CONVENTIONS)
+
+
+def aligned(tok: str, spaces: Spaces, ref: str, method: str) -> projection.AlignedLayouts:
+    """The layouts a Procrustes figure draws: ``method`` "joint" (:func:`umap_joint`) or "own"
+    (:func:`umap_alignment`)."""
+    if method not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {method!r}")
+    return umap_joint(tok, spaces, ref) if method == "joint" else umap_alignment(tok, spaces, ref)[0]
+
+
+def panel_precision(tok: str, spaces: Spaces, ref: str, k: int) -> dict[str, np.ndarray]:
+    """Space name -> (n,) per-item P@k with the reference (:func:`ui.data.per_item`); the reference's own entry
+    is the mean over the other spaces (all ones when it is alone): where on its map the others keep its
+    neighbourhoods."""
+    seeds = dict(spaces)
+    out = {m: data.per_item(tok, ref, seeds[ref], m, s, k) for m, s in spaces if m != ref}
+    out[ref] = np.mean(list(out.values()), axis=0) if out else np.ones(N)
+    return out
+
+
 def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     md = data.metadata()
     levels = list(dict.fromkeys(md[colour_by]))
@@ -343,11 +380,13 @@ def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     return [cmap[v] for v in md[colour_by]], cmap
 
 
-def _points(xy: np.ndarray, name: str, colours: list[str] | str, sel: tuple[int, ...], size: int = 7,
-            **marker: Any) -> dict[str, Any]:
-    """One space's 108 instructions; hover = the instruction; customdata = its index (for selections)."""
+def _points(xy: np.ndarray, name: str, colours: list[str] | str | np.ndarray, sel: tuple[int, ...], size: int = 7,
+            hover: str = "", **marker: Any) -> dict[str, Any]:
+    """One space's 108 instructions; hover = the instruction (then ``hover``, a Plotly hover template);
+    customdata = its index (for selections)."""
     tr = _scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=INSTRUCTIONS, customdata=np.arange(N),
-                  hovertemplate="%{text}<extra>" + name + "</extra>", marker=dict(color=colours, size=size, **marker))
+                  hovertemplate="%{text}" + hover + "<extra>" + name + "</extra>",
+                  marker=dict(color=colours, size=size, **marker))
     if sel:
         tr.update(selectedpoints=list(sel), unselected=dict(marker=dict(opacity=0.15)))
     return tr
@@ -404,43 +443,75 @@ def selected_indices(event: Any) -> list[int]:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tuple[int, ...]) -> go.Figure:
-    """Small multiples: one panel per space (aligned to ``ref``), points coloured by the factor ``colour_by``,
-    the instructions in ``sel`` highlighted in every panel."""
-    al, _ = umap_alignment(tok, spaces, ref)
-    colours, cmap = _factor_colours(colour_by)
+def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tuple[int, ...], method: str = "own",
+                   k: int = 15) -> go.Figure:
+    """Small multiples: one panel per space (``method``: the joint layout or each space's own, see
+    :func:`aligned`), points coloured by the factor ``colour_by`` or, for :data:`PK`, by per-item P@k with the
+    reference (:func:`panel_precision`, one colour scale 0..1 for every panel); the instructions in ``sel``
+    highlighted in every panel."""
+    al = aligned(tok, spaces, ref, method)
     cols = min(3, len(spaces))
     rows = int(np.ceil(len(spaces) / cols))
-    titles = [data.label(m, s) + (" (reference)" if m == ref else f" · 2-D disparity {al.disparity[m]:.2f}")
-              for m, s in spaces]
+    by_pk = colour_by == PK
+    if by_pk:
+        pk = panel_precision(tok, spaces, ref, k)
+        others = len(spaces) - 1
+        titles = [data.label(m, s) + (f" (reference; mean of {others})" if m == ref and others > 1 else
+                                      " (reference)" if m == ref else f" · P@{k} {pk[m].mean():.2f}")
+                  for m, s in spaces]
+    else:
+        colours, cmap = _factor_colours(colour_by)
+        titles = [data.label(m, s) + (" (reference)" if m == ref else
+                                      f" · 2-D disparity {al.disparity[m]:.2f}" if method == "own" else "")
+                  for m, s in spaces]
     traces = []
     for j, (m, s) in enumerate(spaces):
         ax = _axis_suffix(j)
-        traces.append(_points(al.layouts[m], data.label(m, s), colours, sel) |
-                      dict(xaxis=f"x{ax}", yaxis=f"y{ax}", showlegend=False))
-    for lv, c in cmap.items():  # legend only
-        traces.append(_scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
-                               legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
+        if by_pk:
+            tr = _points(al.layouts[m], data.label(m, s), pk[m], sel, hover=f"<br>P@{k} %{{marker.color:.2f}}",
+                         coloraxis="coloraxis")
+        else:
+            tr = _points(al.layouts[m], data.label(m, s), colours, sel)
+        traces.append(tr | dict(xaxis=f"x{ax}", yaxis=f"y{ax}", showlegend=False))
     layout = _grid(rows, cols, titles, hspace=0.03, vspace=0.08)
-    layout.update(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso",
-                  legend=dict(title=dict(text=colour_by), orientation="h", y=-0.02), clickmode="event+select")
+    layout.update(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso", clickmode="event+select")
+    if by_pk:
+        layout["coloraxis"] = dict(colorscale=VIRIDIS, cmin=0, cmax=1, colorbar=dict(
+            title=dict(text=f"P@{k}", side="right"), thickness=12, len=min(1.0, 330 / layout["height"] + 0.1)))
+    else:
+        for lv, c in cmap.items():  # legend only
+            traces.append(_scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
+                                   legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
+        layout["legend"] = dict(title=dict(text=colour_by), orientation="h", y=-0.02)
     return _figure(traces, layout)
 
 
+def top_movers(al: projection.AlignedLayouts, other: str, n: int = TOP_MOVERS) -> list[int]:
+    """The ``n`` instructions that moved most between the reference and ``other`` in the aligned layouts
+    (relative displacement, :func:`core.projection.displacement_table`), largest first."""
+    pair = projection.AlignedLayouts(reference=al.reference, method=al.method,
+                                     layouts={al.reference: al.layouts[al.reference], other: al.layouts[other]},
+                                     rotation={}, scale={}, disparity={})
+    return [int(i) for i in projection.displacement_table(pair)["item"][:n]]
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
-def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int, ...]) -> go.Figure:
-    """``ref``'s and ``other``'s aligned layouts in one panel, one colour per model, a grey line joining each
-    instruction's two positions (only the selected instructions' when there is a selection). Not coloured by a
-    factor: here the question is how far each instruction moved, and a new colouring need not redraw it."""
-    al, _ = umap_alignment(tok, spaces, ref)
+def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int, ...], method: str = "own"
+                 ) -> go.Figure:
+    """``ref``'s and ``other``'s layouts (``method``, see :func:`aligned`) in one panel, one colour per model,
+    a grey line joining the two positions of each selected instruction or, without a selection, of the
+    :data:`TOP_MOVERS` instructions that moved most. Not coloured by a factor: here the question is
+    how far each instruction moved, and a new colouring need not redraw it."""
+    al = aligned(tok, spaces, ref, method)
     seeds = dict(spaces)
     A, B = al.layouts[ref], al.layouts[other]
-    idx = list(sel) if sel else list(range(N))
+    idx = list(sel) if sel else top_movers(al, other)
     lx, ly = np.full(3 * len(idx), np.nan), np.full(3 * len(idx), np.nan)
     lx[0::3], lx[1::3] = A[idx, 0], B[idx, 0]
     ly[0::3], ly[1::3] = A[idx, 1], B[idx, 1]
-    traces = [_scatter(x=lx, y=ly, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
-                       name="same instruction"),
+    what = "selected" if sel else f"top {len(idx)} movers"
+    traces = [_scatter(x=lx, y=ly, mode="lines", line=dict(color="#888888", width=1.2), hoverinfo="skip",
+                       name=f"same instruction ({what})"),
               _points(A, data.label(ref, seeds[ref]), OVERLAY_COLOURS[0], sel, size=8, symbol="circle"),
               _points(B, data.label(other, seeds[other]), OVERLAY_COLOURS[1], sel, size=8, symbol="x")]
     return _figure(traces, dict(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"),
@@ -448,10 +519,13 @@ def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int,
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5) -> tuple[pd.DataFrame, list[str], bytes, bytes]:
+def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5, method: str = "own"
+                ) -> tuple[pd.DataFrame, list[str], bytes, bytes]:
     """(displacement table: one row per instruction, one column per aligned space plus their mean, largest
-    first; its space columns; the table as CSV; every space's raw and aligned coordinates as CSV)."""
-    al, raw = umap_alignment(tok, spaces, ref)
+    first; its space columns; the table as CSV; every space's coordinates in the ``method`` layouts, and for
+    "own" also before the 2-D alignment, as CSV)."""
+    al = aligned(tok, spaces, ref, method)
+    raw = umap_alignment(tok, spaces, ref)[1] if method == "own" else {}
     seeds = dict(spaces)
     md = data.metadata()
     disp = projection.displacement_table(al, k=k)
@@ -466,8 +540,9 @@ def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5) -> tuple[pd.Data
         dt[f] = md[f]
     dt = dt.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
     coords = pd.concat([pd.DataFrame({"instruction": INSTRUCTIONS, "space": data.label(m, s),
-                                      "reference": data.label(ref, seeds[ref]), "x_aligned": al.layouts[m][:, 0],
-                                      "y_aligned": al.layouts[m][:, 1], "x_umap": raw[m][:, 0],
-                                      "y_umap": raw[m][:, 1], **{f: md[f] for f in FACTORS}})
+                                      "reference": data.label(ref, seeds[ref]), "layout": method,
+                                      "x_aligned": al.layouts[m][:, 0], "y_aligned": al.layouts[m][:, 1],
+                                      **({"x_umap": raw[m][:, 0], "y_umap": raw[m][:, 1]} if raw else {}),
+                                      **{f: md[f] for f in FACTORS}})
                         for m, s in spaces], ignore_index=True)
     return dt, cols, dt.to_csv(index=False).encode(), coords.to_csv(index=False).encode()
