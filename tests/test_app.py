@@ -309,6 +309,21 @@ def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
     assert at.session_state["instruction"] == rank["instruction"].iloc[0]
 
 
+def test_neighbours_agreement_grid_holds_per_item_precision(synthetic):
+    from core import metrics
+    from core.embedders import load_embeddings
+
+    at = _run("neighbours", {"k": "7"})
+    assert not at.exception
+    (spec, plot), = _vega(at)
+    A = load_embeddings("alm", 0)[0]
+    lms = [load_embeddings(m)[0] for m in SYN_MODELS]  # the language models among the default models
+    want = np.mean([metrics.per_item_precision(A, B, 7) for B in lms], axis=0)
+    assert list(plot["instruction"]) == INSTR and np.allclose(plot["p"], want)
+    assert len(set(zip(plot["form"], plot["colour"]))) == 9 * 6  # one cell per verb-object form and colour
+    assert spec["layer"][0]["encoding"]["color"]["aggregate"] == "mean"
+
+
 def test_deep_link_opens_the_right_state(synthetic):
     params = {"instruction": INSTR[17], "k": "7", "models": "alm,smollm2-135m", "seed": "1"}
     at = _run("neighbours", params)
@@ -527,7 +542,8 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spec, cells, _ = figures.precision_heatmap(tok, spaces, 7)
     alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(cells.head(3).to_json(orient="records"))}})
     assert len(cells) == len(spaces) ** 2
-    for spec, plot in [figures.headline_figure(tok, "alm", 0, 15)[:2], figures.success_figure(tok)[:2]]:
+    for spec, plot in [figures.headline_figure(tok, "alm", 0, 15)[:2], figures.success_figure(tok)[:2],
+                       figures.agreement_grid(tok, "alm", 0, spaces[1:3], 5)]:
         assert len(plot)
         alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(plot.to_json(orient="records"))}})
         fields = {lay["encoding"][c]["field"] for lay in spec["layer"] if "data" not in lay

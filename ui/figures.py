@@ -183,6 +183,34 @@ def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any],
     return spec, long, M.to_csv().encode()
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def agreement_grid(tok: str, ref: str, ref_seed: int | None, models: Spaces, k: int
+                   ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(Vega-Lite spec, its data): per-item P@k between ``ref`` and each of ``models`` ((name, seed) pairs),
+    averaged over the models, drawn as a grid of verb-object forms x colours (each cell: the mean over its
+    instructions, i.e. the two determiners), values in the cells; one data row per instruction."""
+    md = data.metadata()
+    per = np.mean([data.per_item(tok, ref, ref_seed, m, s, k) for m, s in models], axis=0)
+    plot = pd.DataFrame({"instruction": INSTRUCTIONS, "form": md["verb"] + " … " + md["object"],
+                         "colour": md["colour"], "determiner": md["determiner"], "p": per})
+    forms, colours = list(dict.fromkeys(plot["form"])), list(dict.fromkeys(plot["colour"]))
+    mean_p = {"aggregate": "mean", "field": "p", "type": _Q}
+    enc = {"x": {"field": "colour", "type": _N, "sort": colours, "title": None, "axis": {"orient": "top",
+                                                                                           "labelAngle": 0}},
+           "y": {"field": "form", "type": _N, "sort": forms, "title": None, "axis": {"labelLimit": 200}}}
+    spec = {"height": 30 * len(forms), "encoding": enc, "layer": [
+        {"mark": "rect", "encoding": {
+            "color": {**mean_p, "title": f"P@{k}", "scale": {"scheme": "viridis", "domain": [0, 1]}},
+            "tooltip": [{"field": "form", "type": _N}, {"field": "colour", "type": _N},
+                        {**mean_p, "title": f"mean P@{k}", "format": ".3f"},
+                        {"aggregate": "count", "type": _Q, "title": "instructions"}]}},
+        {"mark": {"type": "text", "fontSize": 11},
+         "encoding": {"text": {**mean_p, "format": ".2f"},
+                      "color": {"condition": {"test": "datum['mean_p'] > 0.6", "value": "black"},
+                                "value": "white"}}}]}
+    return spec, plot
+
+
 # ------------------------------------------------------------------------------------------ Overview
 #: the reference rows drawn as marks across the headline figure (registry name -> what it stands for); the
 #: reference itself stands for its other seeds
