@@ -52,7 +52,8 @@ if method == "joint":
                "placed on this shared map, which keeps its own neighbourhoods only in part; *own* shows each "
                "space's own UMAP, whose panels share no frame. (umap-learn's AlignedUMAP, the other way, keeps each "
                "space's own UMAP and only pulls positions together: on the shipped spaces the same instruction "
-               "still lay about a layout's width apart across panels.)")
+               "still lay about as far apart across panels as in separate UMAPs; see "
+               "`scripts/compare_layouts.py`.)")
     need = [] if data.joint_ready(tok, spaces, ref) else [data.label(m, s) for m, s in spaces]
     what = f"the joint layout of {', '.join(need)}"
 else:
