@@ -30,9 +30,11 @@ state.apply_query(ctx)  # the URL (deep link) -> shared state; pages repeat it (
 PAGES = {
     "overview": st.Page("pages/overview.py", title="Overview", icon=":material/explore:", default=True),
     "agent": st.Page("pages/agent.py", title="Agent", icon=":material/smart_toy:", url_path="agent"),
-    "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon=":material/travel_explore:", url_path="neighbours"),
+    "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon=":material/travel_explore:",
+                          url_path="neighbours"),
     "precision": st.Page("pages/precision.py", title="P@k", icon=":material/show_chart:", url_path="precision"),
-    "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon=":material/scatter_plot:", url_path="procrustes"),
+    "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon=":material/scatter_plot:",
+                          url_path="procrustes"),
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run

@@ -32,8 +32,8 @@ def neighbours() -> None:
     models = models_picker(ctx)
     i = INSTRUCTIONS.index(instr)
     ref = report.REFERENCE
-    st.page_link("pages/agent.py", label=f"Watch the agent act on “{instr}” (Agent page)", icon=":material/smart_toy:",
-                 query_params={"instruction": instr, "seed": str(agent_seed)})
+    st.page_link("pages/agent.py", label=f"Watch the agent act on “{instr}” (Agent page)",
+                 icon=":material/smart_toy:", query_params={"instruction": instr, "seed": str(agent_seed)})
 
     def load(name):
         try:

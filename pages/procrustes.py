@@ -1,4 +1,5 @@
-"""Procrustes UMAP: every model's 2-D UMAP layout Procrustes-aligned to a reference model's layout."""
+"""Procrustes UMAP: the spaces laid out side by side around a reference (a joint layout, or each space's own UMAP
+aligned in 2-D), coloured by factor or by per-item P@k, with the full-space Procrustes disparities."""
 from contextlib import nullcontext
 
 import pandas as pd
