@@ -198,7 +198,7 @@ def _load_npy(data: bytes, fname: str, kinds: str = "fiu") -> np.ndarray:
                           "Save plain numbers, e.g. numpy.save(path, X.astype('float32'))")
     if dtype.kind not in kinds:
         raise UploadError(f"{fname}: the array is of type {dtype}, not " +
-                          ("numbers; save a float array" if kinds == "fiu" else "strings"))
+                          ("numbers; save a float array" if kinds == "fiu" else "the instruction strings of the rows"))
     need = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if need > len(data) - fp.tell():
         raise UploadError(f"{fname} is truncated or corrupt: its header declares {tuple(shape)} {dtype} "
@@ -339,10 +339,11 @@ def _from_frame(frame, fname: str, named: bool):
     numeric = [c for c in names if is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])]
     vectors = [c for c in names if c not in numeric and frame[c].map(
         lambda v: isinstance(v, (list, tuple, np.ndarray))).all()]
-    text = [c for c in names if c not in numeric and c not in vectors]
+    rest = [c for c in names if c not in numeric and c not in vectors]
+    text = [c for c in rest if frame[c].map(lambda v: isinstance(v, str) or v is None).all()]
     instr = [c for c in text if c.strip().lower() in INSTRUCTION_COLUMNS]
     col = instr[0] if instr else (text[0] if len(text) == 1 else None)
-    others = [c for c in text if c != col]
+    others = [c for c in rest if c != col]
     if others:
         shown = ", ".join(repr(c) for c in others[:_SHOW])
         raise UploadError(f"{fname} has non-numeric column(s) {shown}: besides numbers, a file may hold one "
