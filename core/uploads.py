@@ -44,7 +44,6 @@ FORMATS = (".npy", ".npz", ".csv", ".parquet")
 INSTRUCTION_COLUMNS = ("instruction", "instructions")
 #: a safe name: 1-40 characters, lowercase letters, digits, '.', '_' or '-', starting with a letter or digit
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
-UPLOADED_FAMILY = "uploaded"
 _SHOW = 5  # how many offending instructions a message names
 
 _MAGIC = {b"\x93NUMPY": "a NumPy .npy file", b"PK\x03\x04": "a zip archive (.npz)", b"PK\x05\x06": "an empty zip",
@@ -111,6 +110,7 @@ def read_upload(data: bytes, filename: str, name: str, *, taken: Iterable[str] =
     problem: bad or clashing name, file too large, unknown extension, content that is not what the extension
     says (a pickle is refused without being loaded), not a 2-D numeric table, wrong row count, unknown / missing
     / duplicate instructions, NaN or inf, all-zero rows."""
+    from . import report
     from .instructions import instruction_set, instruction_set_hash
 
     name = check_name(name, taken)
@@ -138,7 +138,8 @@ def read_upload(data: bytes, filename: str, name: str, *, taken: Iterable[str] =
         raise UploadError(f"{e}; rows counted from 0 in instruction order: "
                           f"{_quoted([target[i] for i in np.flatnonzero(bad)])}") from None
     E.setflags(write=False)
-    manifest = {"model": name, "family": UPLOADED_FAMILY, "source": f"uploaded file {fname}", "file": fname,
+    manifest = {"model": name, "family": report.UPLOADED_FAMILY, "source": f"uploaded file {fname}",
+                "file": fname,
                 "file_sha256": hashlib.sha256(data).hexdigest(), "rows": how, "dtype": f"float32 (from {dtype_in})",
                 "pooling": "unknown (uploaded)", "layer": "unknown (uploaded)", "weights_sha256": "n/a (uploaded)",
                 "n_items": int(E.shape[0]), "dim": int(E.shape[1]), "uploaded": True,

@@ -100,7 +100,7 @@ def test_the_space_carries_a_manifest_and_a_content_fingerprint(X):
     b = U.read_upload(npy(X + 1), "e.npy", "mine")
     assert a.fingerprint == fingerprint(X.astype(np.float32)) != b.fingerprint
     man = a.manifest
-    assert man["model"] == "mine" and man["family"] == U.UPLOADED_FAMILY and man["n_items"] == N
+    assert man["model"] == "mine" and man["family"] == "uploaded" and man["n_items"] == N
     assert man["dim"] == 12 and man["file"] == "e.npy" and man["rows"] == "row order" and man["uploaded"]
 
 
