@@ -292,8 +292,13 @@ def _agent(tok: str, name: str):
     return load_agent(name)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
 def episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
+    """:func:`_episode`, shared by every session whatever it uploaded (an episode depends on the files only)."""
+    return _episode(_files(tok), agent_name, instruction, env_seed)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
+def _episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
     """One rollout of a shipped agent (:class:`core.rollout.Rollout`) with what the Agent page shows per step:
     ``room`` and ``pov`` frames (t = 0..T), ``probs`` (T, 7), ``actions``, and ``attention_views``: the agent's
     view at t with its attention at t drawn over it (t < T; mean over heads and words)."""
