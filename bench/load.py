@@ -27,6 +27,8 @@ Measured with bench/app.py's recorders and helpers (the same ``visit``/``interac
 * **errors** (target 0): an exception shown on a page, a step that failed or timed out, a traceback in the
   server's log; inputs that started no rerun are reported apart (bench/app.py retries them);
 * **the server's peak resident memory** (VmHWM from /proc; target <= 1.5 GB), and its RSS sampled every 0.5 s;
+* the server-side script time of every full run (app.py's ``[alva-timing]`` lines): what the server itself spent,
+  apart from the browsers';
 * the load average before and after (the figures depend on what else the machine runs).
 """
 from __future__ import annotations
@@ -105,15 +107,14 @@ class Visitor(threading.Thread):
         try:
             with sync_playwright() as p:
                 page = new_page(p, self.cdp)
-                self.loads.append(("first visit", *bench_app.visit(page, self.url + "/")))
-                bench_app.settle(page)
                 walk = [self.neighbours, self.precision, self.procrustes, self.agent, self.overview]
-                j = self.i
+                j, opened = self.i, False
                 while time.monotonic() < self.deadline:
-                    step = walk[j % len(walk)]
-                    j += 1
+                    step = walk[j % len(walk)] if opened else self.open
+                    j += opened
                     try:
                         step(page)
+                        opened = True
                         if page.locator("[data-testid='stException']").count():
                             self.errors.append(f"{step.__name__}: exception shown on {page.url}")
                     except Exception as e:  # a timeout or a failed step is an error the visitor saw
@@ -124,6 +125,11 @@ class Visitor(threading.Thread):
             self.errors.append("visitor crashed: " + traceback.format_exc(limit=3))
 
     # ------------------------------------------------------------------ what a visitor does on each page
+    def open(self, page) -> None:
+        """Open the app (the Overview) in a fresh tab: a page load."""
+        self.loads.append(("first visit", *bench_app.visit(page, self.url + "/")))
+        bench_app.settle(page)
+
     def _interact(self, page, what: str, action) -> None:
         if time.monotonic() >= self.deadline:
             return
@@ -215,9 +221,10 @@ def main() -> int:
         return 0
     res: dict = {"visitors": args.visitors, "seconds": args.seconds, "cpus": os.cpu_count(),
                  "load_avg_before": os.getloadavg()}
-    server, url, log = bench_app.serve("app.py", {})
+    server, url, log = bench_app.serve("app.py", {"ALVA_TIMING": "1"})
     browser, cdp, profile = None, "", ""
     visitors: list[Visitor] = []
+    log_mark = 0
     samples: list[float] = []
     stop = threading.Event()
 
@@ -237,6 +244,7 @@ def main() -> int:
             warm_up(cdp, url)
             res["warm_up_s"] = time.perf_counter() - t
         res["rss_before_mb"] = bench_app.rss_mb(server.pid)
+        log_mark = Path(log.name).stat().st_size  # the visitors' part of the server's log starts here
         threading.Thread(target=sample_rss, daemon=True).start()
         t0 = time.perf_counter()
         t1 = time.monotonic()
@@ -262,11 +270,14 @@ def main() -> int:
                 browser.kill()
             shutil.rmtree(profile, ignore_errors=True)
     res["load_avg_after"] = os.getloadavg()
-    server_log = Path(log.name).read_text(errors="replace")
+    raw_log = Path(log.name).read_bytes()
+    server_log = raw_log.decode(errors="replace")
     tracebacks = server_log.count("Traceback (most recent call last)")
     errors = [f"{v.name}: {e}" for v in visitors for e in v.errors]
     n_errors = len(errors) + tracebacks
     errors += [f"server log: {tracebacks} traceback(s), see {log.name}"] if tracebacks else []
+    script_s = [float(line.split()[3]) for line in raw_log[log_mark:].decode(errors="replace").splitlines()
+                if line.startswith("[alva-timing]")]
     inter = [x for v in visitors for x in v.interactions]
     loads = [x for v in visitors for x in v.loads]
     res.update({
@@ -278,6 +289,7 @@ def main() -> int:
                                           for k in dict.fromkeys(w for w, _, _ in inter)},
         "page_load_done_s": percentiles([d for _, d, _ in loads]),
         "page_load_settled_s": percentiles([s for _, _, s in loads]),
+        "server_script_s": percentiles(script_s),
         "rss_peak_mb": max([res.get("rss_after_mb", {}).get("VmHWM", 0.0), *samples]),
         "rss_sampled_max_mb": max(samples, default=float("nan")),
     })
@@ -300,6 +312,8 @@ def main() -> int:
     pl, ps = res["page_load_done_s"], res["page_load_settled_s"]
     print(f"first page loads: done p50 {pl['p50']:.2f} s, p95 {pl['p95']:.2f} s; settled p50 {ps['p50']:.2f} s, "
           f"p95 {ps['p95']:.2f} s")
+    sv = res["server_script_s"]
+    print(f"server-side script time of the {sv['n']} full runs: p50 {sv['p50']:.3f} s, p95 {sv['p95']:.3f} s")
     print(f"server peak RSS: {res['rss_peak_mb']:.0f} MB (target <= {TARGET_RSS_MB} MB) "
           f"{ok(res['rss_peak_mb'] <= TARGET_RSS_MB)}; before the visitors "
           f"{res.get('rss_before_mb', {}).get('VmRSS', 0):.0f} MB")
