@@ -187,17 +187,22 @@ def new_page(playwright, cdp: str):
     return page
 
 
-def warm_up(cdp: str, url: str) -> None:
-    """One visit of every page (imports, cached loaders, the agent's rollout): not measured."""
+def warm_up(cdp: str, url: str) -> list[str]:
+    """One visit of every page, until its script run ended (imports, cached loaders, the agent's rollout): not
+    measured. Returns what went wrong (a page that did not finish), which the visitors then meet cold."""
     from playwright.sync_api import sync_playwright
 
+    problems = []
     with sync_playwright() as p:
         page = new_page(p, cdp)
-        context = page.context
-        for _, path in bench_app.PAGES:
-            bench_app.visit(page, f"{url}/{path}")
-        bench_app.visit(page, f"{url}/agent?instruction={quote_plus('go to the red ball')}&env=0")
-        context.close()
+        for _, path in bench_app.PAGES:  # the Agent page's default episode is the one the visitors step through
+            try:
+                page.goto(f"{url}/{path}")
+                bench_app.wait_idle(page)
+            except Exception as e:
+                problems.append(f"/{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        page.context.close()
+    return problems
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -241,7 +246,7 @@ def main() -> int:
         browser, cdp, profile = start_browser()
         if not args.no_warmup:
             t = time.perf_counter()
-            warm_up(cdp, url)
+            res["warm_up_problems"] = warm_up(cdp, url)
             res["warm_up_s"] = time.perf_counter() - t
         res["rss_before_mb"] = bench_app.rss_mb(server.pid)
         log_mark = Path(log.name).stat().st_size  # the visitors' part of the server's log starts here
@@ -297,6 +302,8 @@ def main() -> int:
     print(f"{args.visitors} concurrent visitors (browser contexts, one Chromium, one server on 127.0.0.1) for "
           f"{args.seconds:.0f} s; {os.cpu_count()} CPUs; load average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, "
           f"after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}")
+    if res.get("warm_up_problems"):
+        print(f"warm-up ({res['warm_up_s']:.0f} s) did not finish: {'; '.join(res['warm_up_problems'])}")
     print(f"steps (page visits with their interactions): {res['steps']}; interactions: {len(inter)}; "
           f"page loads: {len(loads)}")
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
