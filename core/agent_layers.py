@@ -88,7 +88,6 @@ def agent_checkpoint(name: str, seed: int | None = None) -> tuple[str, int, bool
     """(checkpoint stem, seed, untrained) for an agent name (``alm``, ``alm-word-random``, ``untrained-alm``,
     ``untrained-alm-done``, ...) and seed. Unknown names and seeds without a shipped checkpoint raise errors
     that list what exists."""
-    from .agent import resolve as resolve_checkpoint
     from .embedders.errors import BadOptionError, NotComputedError
     from .embedders.registry import TABLE, resolve
 
@@ -105,10 +104,17 @@ def agent_checkpoint(name: str, seed: int | None = None) -> tuple[str, int, bool
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed not in seeds:
         raise BadOptionError(f"seed {seed!r} of {name!r} is unknown; its seeds are {list(seeds)}")
     stem = f"{spec.name}-s{int(seed)}"
-    if not resolve_checkpoint(stem).is_file():
-        raise NotComputedError(f"no checkpoint {resolve_checkpoint(stem)} for {name!r} seed {seed}; train it "
+    if not checkpoint_path(stem).is_file():
+        raise NotComputedError(f"no checkpoint {checkpoint_path(stem)} for {name!r} seed {seed}; train it "
                                f"with: {spec.compute_command}")
     return stem, int(seed), untrained
+
+
+def checkpoint_path(stem: str):
+    """``assets/agents/<stem>.pt`` (as :func:`core.agent.resolve` names a shipped agent; no torch import)."""
+    from .store import assets_dir
+
+    return assets_dir() / "agents" / f"{stem}.pt"
 
 
 @lru_cache(maxsize=64)
@@ -129,26 +135,24 @@ def load_agent_layers(name: str, seed: int | None = None, pooling: str = "mean")
     initialisation); ``seed``: one of the registry's seeds (default: the first). Computed from the shipped
     checkpoint (memoised). The last layer under ``mean`` is the shipped E_L.
     """
-    from .agent import resolve as resolve_checkpoint
     from .embedders.errors import BadOptionError
 
     if pooling not in AGENT_POOLINGS:
         raise BadOptionError(f"agent pooling {pooling!r} unknown; choose one of {', '.join(AGENT_POOLINGS)}")
     stem, _, untrained = agent_checkpoint(name, seed)
-    path = resolve_checkpoint(stem)
+    path = checkpoint_path(stem)
     return _layers_cached(str(path), path.stat().st_mtime_ns, untrained)[pooling].copy()
 
 
 def shipped_agents() -> list[tuple[str, int]]:
     """(agent name, seed) of every trained checkpoint in ``assets/agents`` that the registry knows."""
     from .embedders.registry import TABLE
-    from .store import assets_dir
 
     out = []
     for name, spec in TABLE.items():
         if spec.family != "agent" or name.startswith(UNTRAINED_PREFIX):
             continue
         for s in spec.seeds or (0,):
-            if (assets_dir() / "agents" / f"{name}-s{s}.pt").is_file():
+            if checkpoint_path(f"{name}-s{s}").is_file():
                 out.append((name, int(s)))
     return out

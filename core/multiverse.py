@@ -496,20 +496,24 @@ def load_inputs(agents: Sequence[tuple[str, int]] | None = None, references: Seq
     ``references``: models with a shipped layer sweep (default: every one present; absent ones are noted).
     Each agent's last layer under mean is checked against its shipped embedding (MultiverseError if they differ).
     """
-    from .agent_layers import AGENT_POOLINGS, load_agent_layers, shipped_agents
+    from .agent_layers import AGENT_POOLINGS, agent_checkpoint, load_agent_layers, shipped_agents
     from .embedders import load_layers
     from .embedders.errors import NotComputedError
     from .embedders.layers import SWEEP_MODELS, sweep_poolings
     from .embedders.registry import TABLE
 
     notes: list[str] = []
-    agents = shipped_agents() if agents is None else [(str(a), int(s)) for a, s in agents]
+    agents = shipped_agents() if agents is None else [(str(a), s) for a, s in agents]
     if not agents:
         raise MultiverseError("no agent checkpoints in assets/agents (train one: python -m core train --seed 0)")
-    agent_layers, twins = {}, {}
-    for name, seed in agents:
+    for name, seed in agents:  # every input checked before anything heavy is loaded
         if name.startswith("untrained-"):
             raise MultiverseError(f"give trained agents ({name!r}): each one's untrained twin is added")
+        agent_checkpoint(name, seed)
+    for r in references or ():
+        sweep_poolings(r)
+    agent_layers, twins = {}, {}
+    for name, seed in agents:
         for who in (name, f"untrained-{name}"):
             agent_layers[(who, seed)] = {p: load_agent_layers(who, seed, p) for p in AGENT_POOLINGS}
             msg = _check_agent_against_shipped(who, seed, agent_layers[(who, seed)]["mean"][-1])
@@ -598,20 +602,12 @@ def run(agents: Sequence[tuple[str, int]] | None = None, references: Sequence[st
     return res
 
 
-def _write_csv(path: Path, df: pd.DataFrame, header: list[str]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w") as f:
-        for line in header:
-            f.write(f"# {line}\n")
-        df.to_csv(f, index=False, float_format="%.6g")
-    tmp.replace(path)
-
-
 def write(res: MultiverseResult, out: str | Path | None = None, **provenance) -> Path:
     """Write results.parquet, summary.csv, organisation.csv and multiverse.json (atomically, file by file)."""
     import os
 
-    from .agent import resolve as resolve_checkpoint
+    from .agent_layers import checkpoint_path
+    from .controls import _write_csv
     from .embedders.layers import file_stem, layers_dir
     from .instructions import instruction_set_hash
     from .store import git_commit, now_iso, sha256_file, write_json
@@ -632,7 +628,7 @@ def write(res: MultiverseResult, out: str | Path | None = None, **provenance) ->
                    prov + [FACTOR_CONVENTIONS, SHARE_CONVENTIONS.format(k=provenance.get("k", K))])
     agents = provenance.get("agents", [])
     refs = provenance.get("references", [])
-    inputs = {f"agents/{a}-s{s}.pt": sha256_file(resolve_checkpoint(f"{a}-s{s}")) for a, s in agents}
+    inputs = {f"agents/{a}-s{s}.pt": sha256_file(checkpoint_path(f"{a}-s{s}")) for a, s in agents}
     for r in refs:
         for p in sorted(set(res.results.loc[res.results["reference"] == r, "ref_pooling"].astype(str))):
             f = layers_dir() / f"{file_stem(r, p)}.npz"
