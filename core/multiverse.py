@@ -371,9 +371,10 @@ def compute(agent_layers: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
     long = pd.concat(parts, ignore_index=True)
     am = pd.DataFrame(A_meta, columns=["key", "agent_layer", "agent_pooling", "agent_n_layers"])
     bm = pd.DataFrame(B_meta, columns=["reference", "ref_layer", "ref_pooling", "ref_n_layers"])
+    a_name = np.array([m[0][0] for m in A_meta], dtype=object)
+    a_seed = np.array([m[0][1] for m in A_meta])
     res = pd.DataFrame({
-        "agent": [key[0] for key in am["key"].to_numpy()[long["a"]]],
-        "seed": [key[1] for key in am["key"].to_numpy()[long["a"]]],
+        "agent": a_name[long["a"]], "seed": a_seed[long["a"]],
         "reference": bm["reference"].to_numpy()[long["b"]],
         "agent_layer": am["agent_layer"].to_numpy()[long["a"]],
         "agent_n_layers": am["agent_n_layers"].to_numpy()[long["a"]],
@@ -384,7 +385,7 @@ def compute(agent_layers: Mapping[tuple[str, int], Mapping[str, np.ndarray]],
         "preprocessing": np.asarray(preps, dtype=object)[long["prep"]],
         "subset": long["subset"].to_numpy(), "n_items": long["n_items"].to_numpy(),
         "k": long["k"].to_numpy(), "hits": long["hits"].to_numpy()})
-    res.insert(2, "trained", ~res["agent"].str.startswith("untrained-"))
+    res.insert(2, "trained", ~np.char.startswith(a_name.astype(str), "untrained-")[long["a"]])
     res = _compact(res)
 
     # 4. summary per pair
