@@ -659,8 +659,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def load_results(directory: str | Path | None = None) -> pd.DataFrame:
-    """The long table: one row per (agent, seed, reference) pair x choice; columns :data:`RESULT_COLUMNS`
-    (stored ones plus ``p_at_k``, ``chance`` and ``preregistered``)."""
+    """The long table: one row per (agent, seed, reference) pair x choice (degenerate choices left out).
+
+    Columns (:data:`RESULT_COLUMNS` describes each): ``agent`` (alm, alm-word-random, ... or untrained-<agent>),
+    ``seed``, ``trained``, ``reference``, ``agent_layer``, ``agent_n_layers``, ``agent_pooling`` (mean | first |
+    max), ``ref_layer``, ``ref_n_layers``, ``ref_pooling`` (mean | last | cls), ``preprocessing`` (raw | centred |
+    zscore | clamp), ``subset`` (all | verb=<verb> | determiner=<determiner>), ``n_items``, ``k``, ``hits``
+    (sum over items of the neighbour-set intersections, an exact integer), and, added here, ``p_at_k`` =
+    hits / (n_items k), ``chance`` = k / (n_items - 1) and ``preregistered`` (the last-layer choice).
+    """
     path = (Path(directory) if directory is not None else multiverse_dir()) / "results.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}; compute it with: python -m core multiverse")
@@ -679,7 +686,16 @@ def load_results(directory: str | Path | None = None) -> pd.DataFrame:
 
 
 def load_summary(directory: str | Path | None = None) -> pd.DataFrame:
-    """One row per (agent, seed, reference): columns :data:`SUMMARY_COLUMNS` (with the untrained twin's)."""
+    """One row per (agent, seed, reference) pair; every agent checkpoint and every untrained twin has rows.
+
+    Columns (:data:`SUMMARY_COLUMNS` describes each): ``agent, seed, trained, twin, reference, last_layer,
+    split_half, split_half_choice, split_half_ref, split_half_ref_choice, split_half_any, split_half_any_choice,
+    split_half_last_layer, half_k, half_chance, median, q05, q95, n_choices, chance`` and, for a trained agent,
+    its untrained twin's ``untrained_last_layer, untrained_split_half, untrained_split_half_ref,
+    untrained_split_half_any, untrained_median, untrained_q05, untrained_q95, untrained_n_choices`` (NaN on the
+    twins' own rows). ``last_layer`` and the distribution are P@15 at n = 108 (subsets: chance-matched k); the
+    ``split_half*`` figures are held-out P@7 on 54 items (chance ``half_chance`` = 7/53).
+    """
     df = _read_csv((Path(directory) if directory is not None else multiverse_dir()) / "summary.csv")
     df["twin"] = df["twin"].fillna("")
     return df
