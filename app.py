@@ -18,10 +18,10 @@ st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Act
                    page_icon=os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui", "favicon.svg"),
                    layout="wide", initial_sidebar_state="expanded")
 
-from ui import data, process, state  # noqa: E402  (after set_page_config)
+from ui import data, process, state, uploads  # noqa: E402  (after set_page_config)
 from ui.widgets import summary_slot  # noqa: E402
 
-tok = data.token()
+tok = data.session_token()  # the files' token, plus this session's own uploaded embeddings (ui.uploads)
 ctx = data.context(tok)
 state.init(ctx)
 state.apply_query(ctx)  # the URL (deep link) -> shared state; pages repeat it (ui.widgets.setup: a no-op here) and
@@ -38,6 +38,7 @@ PAGES = {
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run
+uploads.sidebar()  # your own embeddings: a model on every page, for this session only
 st.sidebar.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "
                    "Representations* (arXiv 2601.22948). Everything shown is computed from the files in `assets/`.")
 

@@ -94,6 +94,20 @@ def _select(models: list[str] | None, avail: list[str]) -> list[str]:
     return list(dict.fromkeys(models))
 
 
+def read_added(specs: list[str]) -> dict:
+    """name -> :class:`core.uploads.UploadedSpace` for each ``--add NAME=PATH`` (validated; CLIError if not)."""
+    from .uploads import UploadError, parse_add, read_path
+
+    out: dict = {}
+    for spec in specs:
+        try:
+            name, path = parse_add(spec)
+            out[name] = read_path(path, name, taken=out)
+        except UploadError as e:
+            raise CLIError(f"--add {spec}: {e}") from None
+    return out
+
+
 def load_spaces(models: list[str] | None = None):
     """(spaces: name -> {seed: array}, manifests, source description). Uses core.embedders when importable,
     else reads every ``*.npz`` of ``core.store.embeddings_dir()``."""
@@ -199,6 +213,10 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations and bootstrap")
     p.add_argument("--k", default=",".join(map(str, DEFAULT_KS)), help="k values of the P@k table")
     p.add_argument("--all-pairs-nulls", action="store_true", help="nulls and CIs for every pair (slower)")
+    p.add_argument("--add", action="append", default=[], metavar="NAME=PATH",
+                   help="add your own embeddings (.npy, .npz, .csv or .parquet; rows in instruction order or with "
+                        "an 'instruction' column) as model NAME; repeatable; read only, never copied to assets/ "
+                        "(core.uploads)")
     args = p.parse_args(argv[1:])
     try:
         if args.permutations < 0 or args.boot < 0:
@@ -208,7 +226,12 @@ def cli(argv: list[str]) -> int:
         except ValueError:
             raise CLIError(f"--k must be comma-separated integers, got {args.k!r}") from None
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-        spaces, manifests, source = load_spaces(models)
+        added = read_added(args.add)
+        spaces, manifests, source = load_spaces(None if models is None else [m for m in models if m not in added])
+        for name, up in added.items():
+            spaces[name], manifests[name] = {None: up.embeddings}, up.manifest
+        if added:
+            source += "; added with --add: " + ", ".join(f"{n} ({up.manifest['file']})" for n, up in added.items())
         names = list(spaces)
         if len(names) < 2:
             raise CLIError(f"need at least two models to compare; present: {', '.join(names) or 'none'}")

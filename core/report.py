@@ -22,7 +22,7 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -56,8 +56,9 @@ BASELINE_WHY = ("Baselines are reference rows, not models: the instructions shar
                 "sees the overlap (bag-of-words, TF-IDF, the grammatical factors), and the untrained agent shows "
                 "what the architecture gives before any acting. A model's alignment with the agent says more than "
                 "shared words only where it rises above these rows; random vectors show chance.")
-FAMILY_ORDER = ("decoder LM", "generative VLM", "contrastive VLM", "encoder LM", "static vectors", "agent",
-                "baseline", "unknown")
+UPLOADED_FAMILY = "uploaded"  #: family of a user's own embeddings (core.uploads; never in the registry)
+FAMILY_ORDER = (UPLOADED_FAMILY, "decoder LM", "generative VLM", "contrastive VLM", "encoder LM", "static vectors",
+                "agent", "baseline", "unknown")
 
 
 # ------------------------------------------------------------------------------------------ spaces
@@ -145,9 +146,14 @@ def shipped() -> dict[str, dict[str, Any]]:
 _COLLECT: dict[str, dict[str, Any]] | None = None  # set while shipping: every result is also collected here
 
 
-def _artefact(stage: str, params: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _artefact(stage: str, params: dict[str, Any], compute: Callable[[], dict[str, Any]],
+              persist: bool = True) -> dict[str, Any]:
+    """A shipped result, else the diskcache's (computed and stored once); ``persist=False``: a shipped result,
+    else computed and kept nowhere (results about a user's uploaded embeddings never reach the disk)."""
     k = store.key(stage, params)
-    hit = shipped().get(k)
+    hit = shipped().get(k)  # also while shipping: an entry shipped under the same key has the same inputs
+    if hit is None and not persist:
+        return compute()
     value = hit if hit is not None else store.cached(stage, params, compute)
     if _COLLECT is not None:
         _COLLECT[k] = value
@@ -166,7 +172,7 @@ def pair_params(A: np.ndarray, B: np.ndarray, n_boot: int = N_BOOT, n_perm: int 
 
 
 def pair_stats(A: np.ndarray, B: np.ndarray, n_boot: int = N_BOOT, n_perm: int = N_PERM,
-               seed: int = STAT_SEED) -> dict[str, Any]:
+               seed: int = STAT_SEED, persist: bool = True) -> dict[str, Any]:
     """P@k for k = 1..n-1 between two spaces with its bootstrap CI and permutation null (arrays indexed k-1).
 
     Keys: ``curve``, ``boot_lo``, ``boot_hi`` (95% percentile bootstrap over items), ``null_lo``, ``null_hi``,
@@ -182,21 +188,22 @@ def pair_stats(A: np.ndarray, B: np.ndarray, n_boot: int = N_BOOT, n_perm: int =
                 "chance": metrics.chance_precision(n, np.arange(1, n)), "n": int(n), "n_boot": int(n_boot),
                 "n_perm": int(n_perm), "seed": int(seed)}
 
-    return _artefact("report.pair", pair_params(A, B, n_boot, n_perm, seed), compute)
+    return _artefact("report.pair", pair_params(A, B, n_boot, n_perm, seed), compute, persist)
 
 
 def procrustes_params(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: int = STAT_SEED) -> dict[str, Any]:
     return {"v": REPORT_VERSION, "a": fingerprint(A), "b": fingerprint(B), "n_perm": int(n_perm), "seed": int(seed)}
 
 
-def procrustes_stats(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: int = STAT_SEED) -> dict[str, Any]:
+def procrustes_stats(A: np.ndarray, B: np.ndarray, n_perm: int = N_PERM, seed: int = STAT_SEED,
+                     persist: bool = True) -> dict[str, Any]:
     """Full-space orthogonal Procrustes of B onto A (metrics.procrustes): disparity, permutation p, residuals."""
     def compute() -> dict[str, Any]:
         r = metrics.procrustes(A, B, n_permutations=n_perm, seed=seed)
         return {"disparity": float(r.disparity), "p_value": float(r.p_value), "residuals": r.residuals,
                 "dim_used": int(r.dim_used), "pca": bool(r.pca), "n_perm": int(n_perm), "seed": int(seed)}
 
-    return _artefact("report.procrustes", procrustes_params(A, B, n_perm, seed), compute)
+    return _artefact("report.procrustes", procrustes_params(A, B, n_perm, seed), compute, persist)
 
 
 def is_ready(stage: str, params: dict[str, Any]) -> bool:
@@ -221,17 +228,17 @@ def layout_params(X: np.ndarray, seed: int = UMAP_SEED) -> dict[str, Any]:
     return {"v": REPORT_VERSION, "x": fingerprint(X), **umap_params(seed)}
 
 
-def layout(X: np.ndarray, seed: int = UMAP_SEED) -> np.ndarray:
-    """2-D UMAP layout of one space (core.projection.umap_layout), shipped or cached. umap is imported only
-    when the layout is neither shipped nor cached."""
+def layout(X: np.ndarray, seed: int = UMAP_SEED, persist: bool = True) -> np.ndarray:
+    """2-D UMAP layout of one space (core.projection.umap_layout), shipped or cached (``persist=False``: never
+    written to the diskcache). umap is imported only when the layout is neither shipped nor cached."""
     params = layout_params(X, seed)
 
     def compute() -> dict[str, Any]:
         from . import projection
 
-        return {"xy": np.asarray(projection.umap_layout(X, seed=seed), dtype=np.float64)}
+        return {"xy": np.asarray(projection.umap_layout(X, seed=seed, cache=persist), dtype=np.float64)}
 
-    return _artefact("report.umap", params, compute)["xy"]
+    return _artefact("report.umap", params, compute, persist)["xy"]
 
 
 def layout_is_ready(X: np.ndarray, seed: int = UMAP_SEED) -> bool:
@@ -260,9 +267,11 @@ def joint_params(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP
     return {"v": REPORT_VERSION, "spaces": [fingerprint(spaces[m]) for m in order], **umap_params(seed), **JOINT}
 
 
-def joint_layout(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> dict[str, np.ndarray]:
+def joint_layout(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED,
+                 persist: bool = True) -> dict[str, np.ndarray]:
     """name -> (n, 2): the joint layout of ``spaces`` (name -> array) around ``reference`` (:data:`JOINT`), shipped
-    or cached. umap is imported only when the layout is neither shipped nor cached."""
+    or cached (``persist=False``: never written to the diskcache). umap is imported only when the layout is
+    neither shipped nor cached."""
     order = joint_order(spaces, reference)
 
     def compute() -> dict[str, Any]:
@@ -272,7 +281,7 @@ def joint_layout(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP
                                      cache=False, dims=JOINT["dims"], scale=JOINT["scale"])
         return {"xy": np.vstack([al.layouts[m] for m in order]).astype(np.float64)}
 
-    xy = _artefact("report.joint", joint_params(spaces, reference, seed), compute)["xy"]
+    xy = _artefact("report.joint", joint_params(spaces, reference, seed), compute, persist)["xy"]
     n = spaces[reference].shape[0]
     return {m: xy[i * n:(i + 1) * n] for i, m in enumerate(order)}
 
@@ -312,7 +321,8 @@ def inventory() -> pd.DataFrame:
 
 
 def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: int = K,
-                   n_boot: int = N_BOOT, n_perm: int = N_PERM, seed: int = STAT_SEED) -> pd.DataFrame:
+                   n_boot: int = N_BOOT, n_perm: int = N_PERM, seed: int = STAT_SEED,
+                   extra: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per registry entry: P@k of the reference agent against it, with bootstrap CI, permutation p,
     the analytic chance level, the spread over the reference's seeds, and the paper's reported range.
 
@@ -321,6 +331,8 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
     ``seed_mean``/``seed_sd``/``seed_min``/``seed_max``: P@k of every reference seed against that same model
     file. ``null_low``/``null_high``: the 2.5/97.5 percentiles of the permutation null.
     Rows without embeddings have NaN values and ``present`` False (their ``compute_command`` says how).
+    ``extra``: name -> array (rows in instruction order) of spaces outside the registry, e.g. a user's uploaded
+    embeddings: one row each (family ``uploaded``, kind model), whose statistics are never written to disk.
     Raises NotComputedError when the reference itself has no embeddings.
     """
     ref_seed = default_seed(reference, ref_seed)
@@ -328,17 +340,31 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
     n = R.shape[0]
     k = metrics.check_k(k, n)
     ref_seeds = {s: load_space(reference, s)[0] for s in seeds_of(reference)}
+
+    def row_of(name: str, family: str, paper_family: str, kind: str, present: bool, compute_command: str,
+               source: str) -> dict[str, Any]:
+        lo, hi, text = paper_range(paper_family, name)
+        return {"model": name, "family": family, "paper_family": paper_family, "kind": kind, "present": present,
+                "seed": None, f"P@{k}": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_perm": np.nan,
+                "null_low": np.nan, "null_high": np.nan, "chance": float(metrics.chance_precision(n, k)),
+                "seed_mean": np.nan, "seed_sd": np.nan, "seed_min": np.nan, "seed_max": np.nan,
+                "n_ref_seeds": len(ref_seeds), "paper_low": lo, "paper_high": hi, "paper": text,
+                "compute_command": compute_command, "source": source}
+
+    def against(B: np.ndarray, persist: bool = True) -> dict[str, Any]:
+        st = pair_stats(R, B, n_boot=n_boot, n_perm=n_perm, seed=seed, persist=persist)
+        vals = [metrics.precision_at_k(X, B, k) for X in ref_seeds.values()]
+        return {f"P@{k}": float(st["curve"][k - 1]), "ci_low": float(st["boot_lo"][k - 1]),
+                "ci_high": float(st["boot_hi"][k - 1]), "p_perm": float(st["p"][k - 1]),
+                "null_low": float(st["null_lo"][k - 1]), "null_high": float(st["null_hi"][k - 1]),
+                "seed_mean": float(np.mean(vals)), "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
+                "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals))}
+
     rows = []
     for _, r in inventory().iterrows():
         name = r["name"]
-        lo, hi, text = paper_range(r["paper_family"], name)
-        row = {"model": name, "family": r["family"], "paper_family": r["paper_family"], "kind": r["kind"],
-               "present": bool(r["present"]), "seed": None, f"P@{k}": np.nan, "ci_low": np.nan,
-               "ci_high": np.nan, "p_perm": np.nan, "null_low": np.nan, "null_high": np.nan,
-               "chance": float(metrics.chance_precision(n, k)), "seed_mean": np.nan, "seed_sd": np.nan,
-               "seed_min": np.nan, "seed_max": np.nan,
-               "n_ref_seeds": len(ref_seeds), "paper_low": lo, "paper_high": hi, "paper": text,
-               "compute_command": r["compute_command"], "source": r["source"]}
+        row = row_of(name, r["family"], r["paper_family"], r["kind"], bool(r["present"]), r["compute_command"],
+                     r["source"])
         if name == reference:
             others = {s: X for s, X in ref_seeds.items() if s != ref_seed}
             if others:  # seed-to-seed agreement of the reference itself
@@ -360,15 +386,11 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
             row["present"] = False
             rows.append(row)
             continue
-        st = pair_stats(R, B, n_boot=n_boot, n_perm=n_perm, seed=seed)
-        vals = [metrics.precision_at_k(X, B, k) for X in ref_seeds.values()]
-        row.update({"seed": s, f"P@{k}": float(st["curve"][k - 1]), "ci_low": float(st["boot_lo"][k - 1]),
-                    "ci_high": float(st["boot_hi"][k - 1]), "p_perm": float(st["p"][k - 1]),
-                    "null_low": float(st["null_lo"][k - 1]), "null_high": float(st["null_hi"][k - 1]),
-                    "seed_mean": float(np.mean(vals)),
-                    "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
-                    "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals))})
+        row.update({"seed": s, **against(B)})
         rows.append(row)
+    for name, B in (extra or {}).items():
+        row = row_of(name, UPLOADED_FAMILY, UPLOADED_FAMILY, KIND_MODEL, True, "", "uploaded in this session")
+        rows.append({**row, **against(np.asarray(B), persist=False)})
     df = pd.DataFrame(rows)
     order = {f: i for i, f in enumerate(FAMILY_ORDER)}
     df["_o"] = df["family"].map(lambda f: order.get(f, len(order)))

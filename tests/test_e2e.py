@@ -99,6 +99,25 @@ def wait_for_app_run(page, timeout=90_000):
                                                                                        timeout=timeout)
 
 
+def wait_for_charts_drawn(page, count: int, timeout=90_000) -> None:
+    """Wait until the page shows ``count`` Plotly charts, each drawn, visible and as wide as its element.
+
+    Script state alone does not say that: Streamlit mounts an ``st.plotly_chart`` only when Plotly's 4.7 MB bundle
+    has loaded and parsed, which took 20 to 60 s after the script had finished on this 2-core machine under load,
+    and the charts of one page do not always mount together (7.5 s apart once, the lower chart first). Until then
+    ``.first`` may be another chart than the one meant, and a chart that mounts later above another one moves it:
+    a mouse gesture aimed at a point measured before lands where the point no longer is, and selects nothing."""
+    page.wait_for_function("""(n) => {
+        const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
+        return charts.length === n && charts.every((c) => {
+            const gd = c.querySelector('.js-plotly-plot'), svg = c.querySelector('svg.main-svg');
+            return gd && svg && c.querySelector('.scatterlayer path.point') !== null
+                && getComputedStyle(gd).visibility === 'visible'
+                && Math.abs(svg.getBoundingClientRect().width - c.getBoundingClientRect().width) < 1;
+        });
+    }""", arg=count, timeout=timeout)
+
+
 def click_until(page, button, shown, timeout=5_000) -> None:
     """Click ``button`` and wait until ``shown`` is visible; click once more if nothing happened. In headless
     Chromium about 1 in 30 clicks on a button inside an ``st.fragment`` starts no rerun (Streamlit 1.67; measured
@@ -202,9 +221,8 @@ def test_points_lassoed_in_one_umap_panel_are_selected_everywhere(app_url, page)
     wait_for_app_run(page)
     expect(page.locator("h1").first).to_have_text("Procrustes UMAP")
     charts = page.locator("[data-testid='stPlotlyChart']")
+    wait_for_charts_drawn(page, 2)  # the small multiples, then the overlay; both final (see the helper)
     point = charts.first.locator(".scatterlayer path.point").nth(7)  # an instruction in the first panel
-    expect(point).to_be_attached(timeout=60_000)
-    wait_for_app_run(page)
     box = point.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - 12, y - 12)  # lasso (the charts' drag mode) a small square around it

@@ -7,6 +7,11 @@
 Every loader takes ``token``, a fingerprint of the asset/cache files (names + sizes + mtimes), so results are
 recomputed when assets change on disk (e.g. a newly shipped model) without restarting the server.
 The work is done in :mod:`core`; its diskcache store is shared with the command line.
+
+A session's own uploaded embeddings (:mod:`ui.uploads`) are models too: pages pass :func:`session_token`, the
+files' token plus a fingerprint of the session's uploads, so no cached result crosses between sessions whose
+uploads differ. An upload's array is served from the session (never cached here), and what is computed from it
+is kept in these in-memory caches only, never in the diskcache.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import pandas as pd
 import streamlit as st
 
 from core import metrics, report, store
+from ui import uploads
 
 
 def _single_thread_blas() -> None:
@@ -59,6 +65,27 @@ def token() -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def session_token() -> str:
+    """:func:`token` plus, when this session has uploaded embeddings, '+' and a fingerprint of them
+    (:func:`ui.uploads.token_suffix`): the key every page passes to the loaders below."""
+    return token() + uploads.token_suffix()
+
+
+def _files(tok: str) -> str:
+    """The files' part of a session token (what is shared by every session)."""
+    return tok.split("+", 1)[0]
+
+
+def _upload(tok: str, name: str):
+    """This session's uploaded space ``name`` when ``tok`` is a token with uploads, else None."""
+    return uploads.get(name) if "+" in tok else None
+
+
+def _persist(tok: str, *names: str) -> bool:
+    """False when a result involves an uploaded space: it is then never written to the diskcache."""
+    return not any(_upload(tok, n) is not None for n in names)
+
+
 # ------------------------------------------------------------------------------------------ tables
 @st.cache_data(max_entries=8, show_spinner=False)
 def inventory(tok: str) -> pd.DataFrame:
@@ -77,12 +104,16 @@ def agent_success_by(tok: str, group: str = "verb_object") -> pd.DataFrame:
 
 @st.cache_data(max_entries=16, show_spinner="Computing P@15 with bootstrap CIs and permutation nulls…")
 def headline(tok: str, reference: str, ref_seed: int | None, k: int) -> pd.DataFrame:
-    return report.headline_table(reference, ref_seed, k)
+    """The Overview's table (:func:`core.report.headline_table`), with a row for each of the session's uploads."""
+    extra = {n: u.embeddings for n, u in uploads.spaces().items()} if "+" in tok else None
+    return report.headline_table(reference, ref_seed, k, extra=extra)
 
 
 def context(tok: str) -> dict[str, Any]:
-    """Asset-dependent choices and defaults for the cross-page state."""
-    return _context(tok)
+    """Asset-dependent choices and defaults for the cross-page state (plus this session's uploads, for a token
+    that has them)."""
+    ctx = _context(_files(tok))
+    return uploads.extend_context(ctx) if "+" in tok else ctx
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -108,8 +139,16 @@ def _context(tok: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ spaces
-@st.cache_resource(max_entries=128, show_spinner=False)
 def _space(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, dict]:
+    """(array, manifest): this session's upload of that name (from the session), else the file's (cached)."""
+    up = _upload(tok, name)
+    if up is not None:
+        return up.embeddings, up.manifest
+    return _file_space(_files(tok), name, seed)
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _file_space(tok: str, name: str, seed: int | None) -> tuple[np.ndarray, dict]:
     E, man = report.load_space(name, seed)
     E.setflags(write=False)
     return E, man
@@ -174,13 +213,17 @@ def curve(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> np.ndarra
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def pair_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict[str, Any]:
-    """Curve + bootstrap CI + permutation null (shipped, or computed once and kept in the diskcache)."""
-    return report.pair_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
+    """Curve + bootstrap CI + permutation null (shipped, or computed once and kept in the diskcache; with an
+    upload: kept in memory only)."""
+    out = report.pair_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0], persist=_persist(tok, a, b))
+    _ready_memo()[("pair", tok, a, sa, b, sb)] = True
+    return out
 
 
 @st.cache_resource(show_spinner=False)
 def _ready_memo() -> dict:
-    """Artefacts known to be shipped or cached (server-wide; an artefact never becomes un-ready for a token)."""
+    """Artefacts known to be shipped or cached (server-wide; an artefact never becomes un-ready for a token).
+    Results that involve an upload are marked here once computed into the in-memory caches."""
     return {}
 
 
@@ -210,13 +253,16 @@ def procrustes_ready(tok: str, a: str, sa: int | None, b: str, sb: int | None) -
 
 @st.cache_resource(max_entries=128, show_spinner=False)
 def procrustes_stats(tok: str, a: str, sa: int | None, b: str, sb: int | None) -> dict[str, Any]:
-    return report.procrustes_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0])
+    out = report.procrustes_stats(_space(tok, a, sa)[0], _space(tok, b, sb)[0], persist=_persist(tok, a, b))
+    _ready_memo()[("procrustes", tok, a, sa, b, sb)] = True
+    return out
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
 def layout(tok: str, name: str, seed: int | None) -> np.ndarray:
-    xy = np.array(report.layout(_space(tok, name, seed)[0]), dtype=np.float64)
+    xy = np.array(report.layout(_space(tok, name, seed)[0], persist=_persist(tok, name)), dtype=np.float64)
     xy.setflags(write=False)
+    _ready_memo()[("layout", tok, name, seed)] = True
     return xy
 
 
@@ -233,10 +279,12 @@ def joint_layout(tok: str, spaces: tuple[tuple[str, int | None], ...], ref: str)
     """(space name -> (n, 2)): the joint layout of ``spaces`` ((name, seed) pairs) around ``ref``
     (:func:`core.report.joint_layout`), shipped or cached."""
     seeds = dict(spaces)
-    xy = report.joint_layout(_joint_spaces(tok, spaces), label(ref, seeds[ref]))
+    xy = report.joint_layout(_joint_spaces(tok, spaces), label(ref, seeds[ref]),
+                             persist=_persist(tok, *(m for m, _ in spaces)))
     out = {m: xy[label(m, s)] for m, s in spaces}
     for v in out.values():
         v.setflags(write=False)
+    _ready_memo()[("joint", tok, spaces, ref)] = True
     return out
 
 
@@ -269,8 +317,13 @@ def _agent(tok: str, name: str):
     return load_agent(name)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
 def episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
+    """:func:`_episode`, shared by every session whatever it uploaded (an episode depends on the files only)."""
+    return _episode(_files(tok), agent_name, instruction, env_seed)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)  # ~20 MB of frames per episode
+def _episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict[str, Any]:
     """One rollout of a shipped agent (:class:`core.rollout.Rollout`) with what the Agent page shows per step:
     ``room`` and ``pov`` frames (t = 0..T), ``probs`` (T, 7), ``actions``, and ``attention_views``: the agent's
     view at t with its attention at t drawn over it (t < T; mean over heads and words)."""

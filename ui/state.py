@@ -121,7 +121,8 @@ def apply_query(ctx: dict[str, Any]) -> None:
                 good, bad = parse_models(raw, ctx["known_models"])
                 if bad:
                     warn(f"Unknown model{'s' if len(bad) > 1 else ''} in the link ignored: "
-                         f"{', '.join(md_escape(b) for b in bad)}. Known models are listed on the Overview page.")
+                         f"{', '.join(md_escape(b) for b in bad)}. Known models are listed on the Overview page "
+                         "(embeddings uploaded in another session stay in that session).")
                 if good:
                     ss["models"] = good
                 elif not bad:

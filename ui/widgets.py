@@ -15,7 +15,7 @@ def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     was wrong with it, and write the state back to the URL. Done in the page rather than only in app.py, so
     that it also holds where a page script runs on its own (AppTest runs ``pages/*.py`` directly)."""
     _leave_legacy_pages_mode()
-    tok = data.token()
+    tok = data.session_token()
     ctx = data.context(tok)
     state.init(ctx)
     state.apply_query(ctx)

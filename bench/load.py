@@ -1,0 +1,335 @@
+"""Load benchmark: many visitors at once on one dashboard server.
+
+    python bench/load.py [--visitors 10] [--seconds 120] [--json bench/out/load.json]
+
+Starts ``streamlit run app.py`` on 127.0.0.1 (a free port; the shipped assets, this machine's cache) and one
+headless Chromium (``/usr/bin/chromium``) whose DevTools endpoint listens on 127.0.0.1 only; nothing leaves the
+loopback. Each visitor is a thread with its own Playwright connection to that one browser (Playwright's sync API
+belongs to the thread that made it) and its own browser context, hence its own cookies and its own Streamlit
+session. Each visitor opens the app once; then, until ``--seconds`` have passed, it walks every page in turn with
+the sidebar's links (each visitor starts on a different page) and moves that page's controls: Neighbours k slider
+and instruction, P@k k slider, Procrustes colouring, the Agent's step button; the Overview has none. The server
+is warmed first by one visit of every page (not counted), as a running deployment would be, and the visitors
+arrive ``--arrival`` seconds apart.
+
+The visitors' browsers share this machine's CPUs with the server (on a real deployment they would not), so the
+browser side is kept light: Playwright checks its wait conditions every 100 ms instead of on every animation
+frame of each page (what it notices is unchanged: every time is read from the page's own recorders), visitors
+move between pages in the app rather than reloading it (no new parse of the app's JavaScript per page), and a page
+load may take up to 120 s before it counts as an error (its time is reported either way).
+
+Measured with bench/app.py's recorders and helpers (the same ``visit``/``interact``/``settle`` code, imported):
+
+* **interaction time**: from the visitor's input event (a control, or a sidebar link) to the end of the rerun in
+  the browser ("done") and to the last change on screen ("settled"); p50 and p95 over every interaction of every
+  visitor, and per kind; target p95 <= 1 s;
+* **first page loads** (navigation start to done / settled), p50 and p95, for reference;
+* **errors** (target 0): an exception shown on a page, a step that failed or timed out, a traceback in the
+  server's log; inputs that started no rerun are reported apart (bench/app.py retries them);
+* **the server's peak resident memory** (VmHWM from /proc; target <= 1.5 GB), and its RSS sampled every 0.5 s;
+* the server-side script time of every full run (app.py's ``[alva-timing]`` lines): what the server itself spent,
+  apart from the browsers';
+* the load average before and after (the figures depend on what else the machine runs).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("bench_app", REPO / "bench" / "app.py")
+bench_app = importlib.util.module_from_spec(_spec)  # bench/app.py's recorders and helpers (not the dashboard's app.py)
+_spec.loader.exec_module(bench_app)
+
+TARGET_P95_S, TARGET_RSS_MB = 1.0, 1536
+POLL_MS = 100  # how often Playwright evaluates bench/app.py's wait conditions in a page
+NAVIGATION_TIMEOUT_MS = 120_000
+INSTRUCTIONS = ["pick up the green key", "open the blue door", "go to a grey box", "pick up a purple ball",
+                "open the red door", "go to the yellow key"]
+FACTORS = ["object", "colour", "determiner", "verb"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_browser() -> tuple[subprocess.Popen, str, str]:
+    """One headless Chromium with its DevTools endpoint on 127.0.0.1; (process, endpoint URL, profile dir)."""
+    port, profile = _free_port(), tempfile.mkdtemp(prefix="alva-load-chromium-")
+    proc = subprocess.Popen([bench_app.CHROMIUM, "--headless=new", f"--remote-debugging-port={port}",
+                             "--remote-debugging-address=127.0.0.1", f"--user-data-dir={profile}", *bench_app.ARGS,
+                             "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/json/version", timeout=1).read()
+            return proc, url, profile
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("chromium's DevTools endpoint did not come up in 30 s")
+
+
+class Visitor(threading.Thread):
+    """One visitor: its own Playwright and browser context; opens the app once, then until ``deadline`` moves
+    from page to page with the sidebar's links (as a visitor does; no reload) and moves each page's controls."""
+
+    def __init__(self, i: int, cdp: str, url: str, start: float, deadline: float):
+        super().__init__(name=f"visitor-{i}", daemon=True)
+        self.i, self.cdp, self.url, self.start_at, self.deadline = i, cdp, url, start, deadline
+        self.rng = random.Random(i)
+        self.interactions: list[tuple[str, float, float]] = []  # (what, done s, settled s)
+        self.loads: list[tuple[str, float, float]] = []
+        self.errors: list[str] = []
+        self.steps = 0
+
+    def run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        try:
+            with sync_playwright() as p:
+                page = new_page(p, self.cdp)
+                walk = [self.neighbours, self.precision, self.procrustes, self.agent, self.overview]
+                j, opened = self.i, False
+                while time.monotonic() < self.deadline:
+                    step = walk[j % len(walk)] if opened else self.open
+                    j += opened
+                    try:
+                        step(page)
+                        opened = True
+                        if page.locator("[data-testid='stException']").count():
+                            self.errors.append(f"{step.__name__}: exception shown on {page.url}")
+                    except Exception as e:  # a timeout or a failed step is an error the visitor saw
+                        self.errors.append(f"{step.__name__}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                    self.steps += 1
+                page.context.close()
+        except Exception:
+            self.errors.append("visitor crashed: " + traceback.format_exc(limit=3))
+
+    # ------------------------------------------------------------------ what a visitor does on each page
+    def open(self, page) -> None:
+        """Open the app (the Overview) in a fresh tab: a page load."""
+        self.loads.append(("first visit", *bench_app.visit(page, self.url + "/")))
+        bench_app.settle(page)
+
+    def _interact(self, page, what: str, action) -> None:
+        if time.monotonic() >= self.deadline:
+            return
+        t = bench_app.interact(page, action, name=what)
+        if t is not None:
+            self.interactions.append((what, *t))
+        bench_app.settle(page)
+
+    def _go(self, page, title: str) -> None:
+        link = page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True)
+        self._interact(page, "navigation (sidebar link)", link.click)
+
+    def overview(self, page) -> None:
+        self._go(page, "Overview")
+
+    def neighbours(self, page) -> None:
+        self._go(page, "Neighbours")
+        slider = page.get_by_role("slider").first
+        for key in ("ArrowRight", "ArrowLeft"):
+            self._interact(page, "neighbours: k slider", lambda key=key: slider.press(key))
+        box = page.get_by_role("combobox").first
+        box.click()
+        box.fill(self.rng.choice(INSTRUCTIONS))
+        self._interact(page, "neighbours: instruction", lambda: page.keyboard.press("Enter"))
+
+    def precision(self, page) -> None:
+        self._go(page, "P@k")
+        slider = page.get_by_role("slider").first
+        for key in ("ArrowRight", "ArrowLeft"):
+            self._interact(page, "P@k: k slider", lambda key=key: slider.press(key))
+
+    def procrustes(self, page) -> None:
+        self._go(page, "Procrustes UMAP")
+        for f in self.rng.sample(FACTORS, 2):
+            self._interact(page, "procrustes: colour by",
+                           lambda f=f: page.get_by_role("radio", name=f, exact=True).first.click())
+
+    def agent(self, page) -> None:
+        self._go(page, "Agent")
+        step = page.get_by_role("button", name="▶", exact=True)
+        if step.count():
+            for _ in range(2):
+                self._interact(page, "agent: step", step.click)
+
+
+def new_page(playwright, cdp: str):
+    """A page in a new browser context of the browser at ``cdp``, with bench/app.py's recorders installed and
+    its wait conditions polled every POLL_MS (``page.wait_for_function`` is what bench/app.py's helpers call)."""
+    context = playwright.chromium.connect_over_cdp(cdp).new_context(viewport={"width": 1400, "height": 1600})
+    context.add_init_script(bench_app.RECORDER)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+    page = context.new_page()
+    wait = page.wait_for_function
+    page.wait_for_function = lambda expression, **kw: wait(expression, **{"polling": POLL_MS, **kw})
+    return page
+
+
+def warm_up(cdp: str, url: str) -> list[str]:
+    """One visit of every page, until its script run ended (imports, cached loaders, the agent's rollout): not
+    measured. Returns what went wrong (a page that did not finish), which the visitors then meet cold."""
+    from playwright.sync_api import sync_playwright
+
+    problems = []
+    with sync_playwright() as p:
+        page = new_page(p, cdp)
+        for _, path in bench_app.PAGES:  # the Agent page's default episode is the one the visitors step through
+            try:
+                page.goto(f"{url}/{path}")
+                bench_app.wait_idle(page)
+            except Exception as e:
+                problems.append(f"/{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        page.context.close()
+    return problems
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    a = np.asarray(values, dtype=float)
+    if not a.size:
+        return {"n": 0, "p50": float("nan"), "p95": float("nan"), "max": float("nan")}
+    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)),
+            "max": float(a.max())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--visitors", type=int, default=10, help="concurrent visitors (browser contexts)")
+    ap.add_argument("--seconds", type=float, default=120, help="how long the visitors keep going")
+    ap.add_argument("--arrival", type=float, default=1.0, help="seconds between two visitors' arrivals")
+    ap.add_argument("--no-warmup", action="store_true", help="measure from a cold server")
+    ap.add_argument("--json", default=str(REPO / "bench" / "out" / "load.json"))
+    args = ap.parse_args()
+    if not Path(bench_app.CHROMIUM).exists():
+        print(f"bench/load.py: {bench_app.CHROMIUM} not found (apt-get install -y chromium); nothing measured")
+        return 0
+    res: dict = {"visitors": args.visitors, "seconds": args.seconds, "cpus": os.cpu_count(),
+                 "load_avg_before": os.getloadavg()}
+    server, url, log = bench_app.serve("app.py", {"ALVA_TIMING": "1"})
+    browser, cdp, profile = None, "", ""
+    visitors: list[Visitor] = []
+    log_mark = 0
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def sample_rss() -> None:
+        while not stop.is_set():
+            try:
+                samples.append(bench_app.rss_mb(server.pid)["VmRSS"])
+            except (OSError, KeyError):
+                pass
+            stop.wait(0.5)
+
+    try:
+        res["server_healthy_s"] = bench_app.wait_healthy(url)
+        browser, cdp, profile = start_browser()
+        if not args.no_warmup:
+            t = time.perf_counter()
+            res["warm_up_problems"] = warm_up(cdp, url)
+            res["warm_up_s"] = time.perf_counter() - t
+        res["rss_before_mb"] = bench_app.rss_mb(server.pid)
+        log_mark = Path(log.name).stat().st_size  # the visitors' part of the server's log starts here
+        threading.Thread(target=sample_rss, daemon=True).start()
+        t0 = time.perf_counter()
+        t1 = time.monotonic()
+        visitors = [Visitor(i, cdp, url, t1 + i * args.arrival, t1 + args.seconds) for i in range(args.visitors)]
+        for v in visitors:
+            v.start()
+        for v in visitors:
+            v.join(args.seconds + 600)
+            if v.is_alive():
+                v.errors.append("did not finish its last step within 600 s of the end")
+        res["wall_s"] = time.perf_counter() - t0
+        res["rss_after_mb"] = bench_app.rss_mb(server.pid)
+    finally:
+        stop.set()
+        server.terminate()  # by handle, never by name
+        server.wait(timeout=15)
+        log.close()
+        if browser is not None:
+            browser.terminate()
+            try:
+                browser.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                browser.kill()
+            shutil.rmtree(profile, ignore_errors=True)
+    res["load_avg_after"] = os.getloadavg()
+    raw_log = Path(log.name).read_bytes()
+    server_log = raw_log.decode(errors="replace")
+    tracebacks = server_log.count("Traceback (most recent call last)")
+    errors = [f"{v.name}: {e}" for v in visitors for e in v.errors]
+    n_errors = len(errors) + tracebacks
+    errors += [f"server log: {tracebacks} traceback(s), see {log.name}"] if tracebacks else []
+    script_s = [float(line.split()[3]) for line in raw_log[log_mark:].decode(errors="replace").splitlines()
+                if line.startswith("[alva-timing]")]
+    inter = [x for v in visitors for x in v.interactions]
+    loads = [x for v in visitors for x in v.loads]
+    res.update({
+        "errors": errors, "n_errors": n_errors,
+        "lost_inputs": list(bench_app.LOST_INPUTS), "steps": sum(v.steps for v in visitors),
+        "interaction_done_s": percentiles([d for _, d, _ in inter]),
+        "interaction_settled_s": percentiles([s for _, _, s in inter]),
+        "interaction_settled_by_kind_s": {k: percentiles([s for w, _, s in inter if w == k])
+                                          for k in dict.fromkeys(w for w, _, _ in inter)},
+        "page_load_done_s": percentiles([d for _, d, _ in loads]),
+        "page_load_settled_s": percentiles([s for _, _, s in loads]),
+        "server_script_s": percentiles(script_s),
+        "rss_peak_mb": max([res.get("rss_after_mb", {}).get("VmHWM", 0.0), *samples]),
+        "rss_sampled_max_mb": max(samples, default=float("nan")),
+    })
+    lb, la = res["load_avg_before"], res["load_avg_after"]
+    print(f"{args.visitors} concurrent visitors (browser contexts, one Chromium, one server on 127.0.0.1) for "
+          f"{args.seconds:.0f} s; {os.cpu_count()} CPUs; load average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, "
+          f"after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}")
+    if res.get("warm_up_problems"):
+        print(f"warm-up ({res['warm_up_s']:.0f} s) did not finish: {'; '.join(res['warm_up_problems'])}")
+    print(f"steps (page visits with their interactions): {res['steps']}; interactions: {len(inter)}; "
+          f"page loads: {len(loads)}")
+    ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
+    print(f"errors: {res['n_errors']} (target 0) {ok(res['n_errors'] == 0)}")
+    for e in errors[:20]:
+        print(f"  {e}")
+    ds, ss = res["interaction_done_s"], res["interaction_settled_s"]
+    print(f"interaction time, done:    p50 {ds['p50']:.3f} s, p95 {ds['p95']:.3f} s, max {ds['max']:.3f} s")
+    print(f"interaction time, settled: p50 {ss['p50']:.3f} s, p95 {ss['p95']:.3f} s, max {ss['max']:.3f} s "
+          f"(target p95 <= {TARGET_P95_S:.1f} s) {ok(ss['p95'] <= TARGET_P95_S)}")
+    for k, v in res["interaction_settled_by_kind_s"].items():
+        print(f"  {k:<26} n {v['n']:>4}  p50 {v['p50']:.3f} s  p95 {v['p95']:.3f} s")
+    pl, ps = res["page_load_done_s"], res["page_load_settled_s"]
+    print(f"first page loads: done p50 {pl['p50']:.2f} s, p95 {pl['p95']:.2f} s; settled p50 {ps['p50']:.2f} s, "
+          f"p95 {ps['p95']:.2f} s")
+    sv = res["server_script_s"]
+    print(f"server-side script time of the {sv['n']} full runs: p50 {sv['p50']:.3f} s, p95 {sv['p95']:.3f} s")
+    print(f"server peak RSS: {res['rss_peak_mb']:.0f} MB (target <= {TARGET_RSS_MB} MB) "
+          f"{ok(res['rss_peak_mb'] <= TARGET_RSS_MB)}; before the visitors "
+          f"{res.get('rss_before_mb', {}).get('VmRSS', 0):.0f} MB")
+    print(f"inputs that started no rerun within {bench_app.START_WAIT_S:.0f} s (repeated, not errors): "
+          f"{len(bench_app.LOST_INPUTS)}")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
