@@ -146,6 +146,9 @@ def test_an_upload_stays_in_its_session_and_never_reaches_the_disk(synthetic, no
         assert store.key("report.procrustes", report.procrustes_params(A, U)) not in c
         assert store.key("report.umap", report.layout_params(U)) not in c
     assert store.key("report.pair", report.pair_params(A, load_embeddings("smollm2-135m")[0])) in c  # (control)
+    joint = {"alm-s0": A, **{m: load_embeddings(m)[0] for m in ("smollm2-135m", "all-minilm-l6-v2")}}
+    assert store.key("report.joint", report.joint_params(joint, "alm-s0")) in c  # (control: the page's default)
+    assert store.key("report.joint", report.joint_params({**joint, "mine": U1}, "alm-s0")) not in c
     raw = U1.tobytes()[:256]
     assert not any(raw in p.read_bytes() for p in store.cache_dir().rglob("*") if p.is_file())
 
