@@ -20,6 +20,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "metrics": ("core.metrics_cli", "P@k, Procrustes, CKA, RSA tables for the embeddings present"),
     "controls": ("core.controls", "alignment beyond lexical overlap, per-factor analysis, trained vs untrained"),
     "report": ("core.report", "precompute the dashboard's artefacts (UMAP layouts, nulls) into assets/report"),
+    "sweep": ("core.sweep.cli", "run a sweep spec (grids of train/evaluate/embed runs) as Ray tasks"),
 }
 
 
