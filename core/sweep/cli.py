@@ -19,7 +19,8 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core sweep", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", help="a .toml spec, or the name of a shipped one in sweeps/ (tiny, shipped)")
     p.add_argument("--workers", type=int, default=None,
                    help="CPUs of the local Ray instance and the most runs in flight (default: all cores)")

@@ -93,6 +93,7 @@ class RunState:
         i = self.info
         return {"run": self.run.id, "kind": self.run.kind, "status": self.status, "attempts": self.attempts,
                 "time_s": round(self.time_s, 2), "node_id": i.get("node_id"), "host": i.get("host"),
+                "pid": i.get("pid"),
                 "device": i.get("device"), "device_name": i.get("device_name"), "success": i.get("success"),
                 "outputs": self.outputs, "log": str(log_path(sweep, self.run)), "error": self.error,
                 "options": self.run.options}
