@@ -93,7 +93,7 @@ class RunState:
         i = self.info
         return {"run": self.run.id, "kind": self.run.kind, "status": self.status, "attempts": self.attempts,
                 "time_s": round(self.time_s, 2), "node_id": i.get("node_id"), "host": i.get("host"),
-                "pid": i.get("pid"),
+                "pid": i.get("pid"), "cpu_s": i.get("cpu_s"),
                 "device": i.get("device"), "device_name": i.get("device_name"), "success": i.get("success"),
                 "outputs": self.outputs, "log": str(log_path(sweep, self.run)), "error": self.error,
                 "options": self.run.options}
@@ -226,7 +226,8 @@ class RayBackend:
 
     def describe(self) -> dict[str, Any]:
         nodes = [{"node_id": n["NodeID"], "address": n["NodeManagerAddress"], "alive": n["Alive"],
-                  "cpus": n["Resources"].get("CPU"), "gpus": n["Resources"].get("GPU", 0)}
+                  "cpus": n["Resources"].get("CPU"), "gpus": n["Resources"].get("GPU", 0),
+                  "head": "node:__internal_head__" in n["Resources"]}
                  for n in self.ray.nodes()]
         return {"backend": self.name, "address": self.address or "local", "start_s": round(self.start_s, 2),
                 "nodes": nodes}
@@ -256,7 +257,8 @@ def _demos_key(o: dict) -> tuple:
     return (o["demos"], o["demo_seed"], o["done_action"], tuple(o["verbs"]))
 
 
-def _demos(o: dict, progress: bool):
+def demos_for(o: dict, progress: bool):
+    """The demos a train run's options ask for (:func:`core.demos.generate`, cached), made by the driver."""
     from ..demos import generate
     from ..train import TrainConfig
 
@@ -388,7 +390,7 @@ def _run_phase(sweep: Sweep, backend, todo: list[RunState], retries: int, cap: i
             if s.run.kind == "train":
                 k = _demos_key(s.run.options)
                 if k not in demos_refs:  # made (or read from the cache) here, once, and sent to the workers
-                    demos_refs[k] = backend.put(_demos(s.run.options, progress))
+                    demos_refs[k] = backend.put(demos_for(s.run.options, progress))
                 demos = demos_refs[k]
             task = {"kind": s.run.kind, "id": s.run.id, "options": {**s.run.options, "device": dev}
                     if "device" in s.run.options else dict(s.run.options),

@@ -4,7 +4,7 @@ A run writes nothing where the driver's assets or cache live: workers on other m
 works in a temporary directory and RETURNS its results to the driver, which alone writes them:
 
     {"ok": True, "files": {relpath: bytes}, "embeddings": [(stem, float32 array, manifest)],
-     "json": {relpath: object}, "info": {device, device_name, host, pid, node_id, success, ...},
+     "json": {relpath: object}, "info": {device, device_name, host, pid, node_id, success, cpu_s, ...},
      "log": text, "time_s": float}
 
 ``relpath`` is relative to the sweep's result root (``agents/alm-s0.pt``, ``trajectories/...``); embeddings are
@@ -129,7 +129,7 @@ def _baselines(task: dict) -> dict:
 def execute(task: dict[str, Any], demos=None, checkpoint: bytes | None = None) -> dict[str, Any]:
     """Run one sweep run (see the module docstring). ``task``: kind, id, options (device resolved by the
     driver), command, git_commit, checkpoint_sha256 (evaluate / embed-agent)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     log = io.StringIO()
     info = {"host": socket.gethostname(), "pid": os.getpid(), "node_id": _node_id()}
     try:
@@ -152,6 +152,6 @@ def execute(task: dict[str, Any], demos=None, checkpoint: bytes | None = None) -
     except Exception as e:  # reported to the driver, which retries or reports it; the log is kept
         return {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(),
                 "log": log.getvalue(), "info": info, "time_s": time.perf_counter() - t0}
-    out["info"] = {**info, **out.get("info", {})}
+    out["info"] = {**info, **out.get("info", {}), "cpu_s": round(time.process_time() - c0, 2)}
     return {"ok": True, "files": {}, "embeddings": [], "json": {}, **out, "log": log.getvalue(),
             "time_s": time.perf_counter() - t0}
