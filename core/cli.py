@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "controls": ("core.controls", "alignment beyond lexical overlap, per-factor analysis, trained vs untrained"),
     "multiverse": ("core.multiverse", "P@15 over every analysis choice (layers, pooling, preprocessing, subsets)"),
     "report": ("core.report", "precompute the dashboard's artefacts (UMAP layouts, nulls) into assets/report"),
+    "sweep": ("core.sweep.cli", "run a sweep spec (grids of train/evaluate/embed runs) as Ray tasks"),
 }
 
 

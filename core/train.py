@@ -65,6 +65,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     threads: int = 1  # 1 is the shipped setting: on a 2-core machine shared with other jobs, 2 torch threads
     #                   collapsed to ~250 samples/s vs ~1,100 for 1 thread (idle machine: 2 threads ~1.4x faster)
+    device: str = "auto"  # auto | cpu | cuda (core.device: auto = CUDA when available; cuda without CUDA = error)
     # evaluation and checkpoints
     eval_every: int = 250  # quick success check + resumable state every N steps (0 = never)
     eval_episodes: int = 2  # per instruction, quick check (eval-seed 1)
@@ -99,6 +100,13 @@ class TrainConfig:
         return store.cache_dir() / "train" / f"{self.out_path().stem}.state.pt"
 
 
+def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False) -> str:
+    """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet`` ... (checkpoint
+    ``<name>-s<seed>.pt``)."""
+    return ("alm" + ("-done" if done_action else "") + ("" if word_init == "identity" else f"-word-{word_init}")
+            + ("" if vision == "symbolic" else "-resnet"))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``lr * min_lr_frac``."""
     if step < cfg.warmup:
@@ -129,32 +137,41 @@ def _optimizer(agent, cfg: TrainConfig):
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
 
-def train(cfg: TrainConfig, command: str | None = None):
-    """Train one agent; returns it (eval mode) with ``agent.manifest``. See the module docstring."""
+def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_path: str | Path | None = None):
+    """Train one agent; returns it (eval mode, on the CPU) with ``agent.manifest``. See the module docstring.
+
+    ``demos``: the dataset, when the caller already has it (the sweep's workers get it from the driver, which
+    reads the cache); default: :func:`core.demos.generate` with the config's options (cached).
+    ``state_path``: where the resumable state goes (default :meth:`TrainConfig.state_path`, in the cache).
+    The network is built on the CPU (same init on every device), then moved to ``cfg.device``; the batch order
+    comes from a CPU generator, so a seed gives the same batches on every device."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     from .agent import build_agent, save_checkpoint
     from .demos import generate
+    from .device import describe, resolve as resolve_device
 
+    dev = resolve_device(cfg.device)  # DeviceError before any work
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
     # 1. data
-    demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
-                     instructions=cfg.instructions(), progress=cfg.progress)
-    data = demo_tensors(demos)
+    if demos is None:
+        demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
+                         instructions=cfg.instructions(), progress=cfg.progress)
+    data = {k: v.to(dev) for k, v in demo_tensors(demos).items()}
     n = len(data["actions"])
     # 2. model, optimiser, RNG for batch order
-    agent = build_agent(cfg.agent_config(), cfg.seed)
+    agent = build_agent(cfg.agent_config(), cfg.seed).to(dev)
     opt = _optimizer(agent, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
     loss_ema = acc_ema = None
-    state_path = cfg.state_path()
+    state_path = Path(state_path) if state_path is not None else cfg.state_path()
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
-        free = ("resume", "progress", "stop_after")  # options that do not change the result
+        free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
         if {k: v for k, v in st["config"].items() if k not in free} != {k: v for k, v in asdict(cfg).items()
                                                                           if k not in free}:
             raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
@@ -171,7 +188,7 @@ def train(cfg: TrainConfig, command: str | None = None):
     while step < cfg.steps:
         if pos + cfg.batch_size > n:  # new epoch
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos: pos + cfg.batch_size]
+        idx = perm[pos: pos + cfg.batch_size].to(dev)
         pos += cfg.batch_size
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
@@ -248,6 +265,8 @@ def train(cfg: TrainConfig, command: str | None = None):
         "git_commit": store.git_commit(), "date": store.now_iso(),
         "resnet_weights_source": getattr(agent.vision, "weights_source", None),
     }
+    manifest.update(describe(dev))
+    agent = agent.cpu()
     out = save_checkpoint(agent, cfg.out_path(), manifest)
     agent.manifest, agent.checkpoint_path = manifest, out
     print(f"{out}: success {summary['overall']:.3f} over {summary['episodes']} episodes; per verb "
@@ -348,6 +367,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--threads", type=int, default=d.threads,
                    help="torch threads (default 1: robust when the cores are shared; 2 is faster on an idle machine)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device,
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="per instruction, quick check")
     p.add_argument("--final-episodes", type=int, default=d.final_episodes, help="per instruction, final")
@@ -364,17 +385,22 @@ def cli(argv: list[str]) -> int:
     if stage == "evaluate":
         return _evaluate_cli(argv)
     args = _train_parser().parse_args(argv[1:])
-    name = args.name or ("alm" + ("-done" if args.done_action else "") +
-                         ("" if args.word_init == "identity" else f"-word-{args.word_init}") +
-                         ("" if args.vision == "symbolic" else "-resnet"))
+    name = args.name or default_name(args.vision, args.word_init, args.done_action)
     cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init,
                       done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
-                      resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+                      resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress,
+                      device=args.device)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
-    train(cfg, command=command)
+    from .device import DeviceError
+
+    try:
+        train(cfg, command=command)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -386,13 +412,22 @@ def _evaluate_cli(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode_seed('eval', seed, i))")
     p.add_argument("--csv", default=None, help="write the per-instruction table here")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     args = p.parse_args(argv[1:])
     import torch
 
     from .agent import load_agent
+    from .device import DeviceError, describe, resolve as resolve_device
 
+    try:
+        dev = resolve_device(args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
-    agent = load_agent(args.agent)
+    agent = load_agent(args.agent).to(dev)
+    print(f"device: {describe(dev)}", file=sys.stderr)
     table = evaluate(agent, args.episodes_per_instruction, seed=args.seed)
     s = summarise(table)
     if args.csv:
