@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The exact commands that produced the shipped agents (assets/agents/*.pt + .json) and their embeddings
-# (assets/embeddings/{alm,untrained-alm,alm-done,alm-word-random,alm-word-identical}-s*.npz/.json).
+# (assets/embeddings/{alm,untrained-alm,alm-done,alm-word-random,alm-word-identical}-s*.npz/.json), and the
+# trajectories recorded during those runs (--record: E_L at core.dynamics.snapshot_steps, assets/trajectories/).
+# Recording does not change a run (tests/test_dynamics.py); after a retrain, re-ship what derives from the
+# agents: `python -m core controls` and `python -m core report --ship` (then `report --check`).
 #
 # Machine: 2 CPU cores shared with other jobs. Two training lanes run in parallel, one torch thread each
 # (measured: under contention 2 x 1 thread gives more total throughput than 1 x 2 threads).
@@ -11,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-COMMON="--threads 1 --steps 1500 --batch-size 256 --eval-every 250 --eval-episodes 2 --final-episodes 20 --no-progress"
+COMMON="--threads 1 --steps 1500 --batch-size 256 --eval-every 250 --eval-episodes 2 --final-episodes 20 --no-progress --record"
 mkdir -p logs
 
 $PY -m core demos --n 50000 --workers 2
