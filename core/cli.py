@@ -19,6 +19,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "baselines": ("core.baselines", "compute control embeddings (bag-of-words, factors, random, untrained agent)"),
     "metrics": ("core.metrics_cli", "P@k, Procrustes, CKA, RSA tables for the embeddings present"),
     "controls": ("core.controls", "alignment beyond lexical overlap, per-factor analysis, trained vs untrained"),
+    "dynamics": ("core.dynamics", "alignment across learning: each recorded E_L snapshot vs the shipped spaces"),
     "report": ("core.report", "precompute the dashboard's artefacts (UMAP layouts, nulls) into assets/report"),
 }
 
