@@ -12,6 +12,9 @@ Read top to bottom:
    (``cache/train/<name>-s<seed>.state.pt``: weights, optimiser, step, RNG). At the end it evaluates on
    ``final_episodes`` episodes per instruction (eval-seed 0, disjoint from the demos) and writes the checkpoint
    ``<out>`` (.pt) with its manifest (.json).
+   With ``record`` it also reads E_L (eval mode, no grad, no RNG touched, train mode restored) at
+   :func:`core.dynamics.snapshot_steps` and at the eval points, keeps the snapshots in the resumable state, and
+   writes the trajectory ``assets/trajectories/<name>-s<seed>.npz`` (+ .json) at the end (core.dynamics).
 3. :func:`evaluate` runs the greedy policy in fresh environments whose seeds come from
    ``episode_seed("eval", seed, i)`` (disjoint from the training demos), batched over many envs at once,
    and returns one row per instruction. :func:`summarise` gives overall / per-verb success.
@@ -74,6 +77,7 @@ class TrainConfig:
     resume: bool = False
     stop_after: int = 0  # > 0: stop after this many steps, leaving the resumable state (time-boxed runs, tests)
     progress: bool = True
+    record: bool = False  # record E_L at core.dynamics.snapshot_steps(steps) + the eval points (a trajectory)
 
     def agent_config(self):
         from .agent import AgentConfig
@@ -98,6 +102,22 @@ class TrainConfig:
 
     def state_path(self) -> Path:
         return store.cache_dir() / "train" / f"{self.out_path().stem}.state.pt"
+
+    def trajectory_dir(self) -> Path:
+        """Where ``record`` writes the trajectory: assets/trajectories/, or trajectories/ beside a custom ``out``."""
+        from .dynamics import trajectories_dir
+
+        return Path(self.out).parent / "trajectories" if self.out else trajectories_dir()
+
+    def record_steps(self) -> set[int]:
+        """Steps at which ``record`` reads E_L: the snapshot schedule and every quick-eval point."""
+        from .dynamics import snapshot_steps
+
+        if not self.record:
+            return set()
+        evals = set(range(self.eval_every, self.steps + 1, self.eval_every)) | {self.steps} if self.eval_every \
+            else set()
+        return set(snapshot_steps(self.steps)) | evals
 
 
 def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False) -> str:
@@ -149,7 +169,7 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from .agent import build_agent, save_checkpoint
+    from .agent import build_agent, instruction_embeddings, save_checkpoint
     from .demos import generate
     from .device import describe, resolve as resolve_device
 
@@ -168,20 +188,30 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
     loss_ema = acc_ema = None
+    record_at, snaps = cfg.record_steps(), {"steps": [], "embeddings": [], "success": []}
     state_path = Path(state_path) if state_path is not None else cfg.state_path()
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
-        if {k: v for k, v in st["config"].items() if k not in free} != {k: v for k, v in asdict(cfg).items()
-                                                                          if k not in free}:
+        saved = {"record": False, **st["config"]}  # states written before `record` existed
+        if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(cfg).items()
+                                                                 if k not in free}:
             raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
         agent.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         perm, pos, step, history, train_time = st["perm"], st["pos"], st["step"], st["history"], st["train_time"]
         loss_ema, acc_ema = st["loss_ema"], st["acc_ema"]
+        snaps = st.get("snapshots", snaps)
         print(f"resumed from {state_path} at step {step}", file=sys.stderr)
-    # 3. optimisation
+    # 3. optimisation (recording reads E_L in eval mode under no_grad and restores train mode; touches no RNG)
+    def record() -> None:
+        snaps["steps"].append(step)
+        snaps["embeddings"].append(instruction_embeddings(agent, agent.config.instructions))
+        snaps["success"].append(float("nan"))  # filled in below where a quick eval runs at this step
+
+    if step == 0 and 0 in record_at and not snaps["steps"]:
+        record()
     agent.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}-s{cfg.seed}", disable=not cfg.progress)
     t_seg = time.perf_counter()
@@ -206,6 +236,8 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
         bar.update(1)
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}", lr=f"{lr_at(step, cfg):.1e}",
                         success=f"{history[-1]['quick_success']:.2f}" if history else "-")
+        if step in record_at:
+            record()
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             train_time += time.perf_counter() - t_seg
             agent.eval()
@@ -215,14 +247,16 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
             history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
                             "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
                             "quick_episodes": int(table.episodes.sum())})
+            if snaps["steps"] and snaps["steps"][-1] == step:
+                snaps["success"][-1] = history[-1]["quick_success"]
             bar.write(f"step {step}: loss {loss_ema:.3f} acc {acc_ema:.3f} quick success "
                       f"{history[-1]['quick_success']:.3f} ({history[-1]['quick_episodes']} episodes, eval-seed 1) "
                       f"train time {train_time:.0f} s")
             state_path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"config": asdict(cfg), "model": agent.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "perm": perm, "pos": pos, "step": step,
-                        "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema},
-                       state_path)
+                        "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema,
+                        "snapshots": snaps}, state_path)
             t_seg = time.perf_counter()
         if cfg.stop_after and step >= cfg.stop_after and step < cfg.steps:
             bar.close()
@@ -269,9 +303,32 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     agent = agent.cpu()
     out = save_checkpoint(agent, cfg.out_path(), manifest)
     agent.manifest, agent.checkpoint_path = manifest, out
+    if cfg.record:
+        agent.trajectory_path = _save_trajectory(cfg, snaps, manifest, out)
     print(f"{out}: success {summary['overall']:.3f} over {summary['episodes']} episodes; per verb "
           f"{summary['per_verb']}; training {train_time:.0f} s, {step} steps", file=sys.stderr)
     return agent
+
+
+def _save_trajectory(cfg: TrainConfig, snaps: dict[str, list], manifest: dict[str, Any], checkpoint: Path) -> Path:
+    """Write the recorded snapshots with their provenance (core.dynamics.save_trajectory)."""
+    from .agent import LAYER, POOLING
+    from .dynamics import save_trajectory
+
+    stem = checkpoint.stem
+    man = {"model": cfg.name, "family": "agent", "source": manifest["command"],
+           "weights_sha256": store.sha256_file(checkpoint), "weights_note": "sha256 of the final checkpoint",
+           "checkpoint": str(Path("assets/agents") / checkpoint.name), "pooling": POOLING, "layer": LAYER,
+           "read": "core.agent.instruction_embeddings: eval mode, no grad, during training (train mode restored)",
+           "schedule": "core.dynamics.snapshot_steps(steps) plus the quick-eval points (every eval_every steps)",
+           "equals": {"first": f"untrained-{stem}", "last": stem},
+           "success_protocol": (f"quick check of training: greedy policy, {cfg.eval_episodes} episodes per "
+                                "instruction, env seeds episode_seed('eval', 1, i); NaN at steps where it did not "
+                                "run (never interpolated)"),
+           "final_success": manifest["success"]["overall"], "train_config": asdict(cfg),
+           "training_time_s": manifest["training_time_s"], "torch_version": manifest["torch_version"]}
+    return save_trajectory(cfg.name, cfg.seed, snaps["steps"], np.stack(snaps["embeddings"]), snaps["success"],
+                           list(cfg.instructions()), man, directory=cfg.trajectory_dir())
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -376,6 +433,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from cache/train/<name>-s<seed>.state.pt")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop after N steps (a multiple of --eval-every), leaving a state for --resume")
+    p.add_argument("--record", action="store_true",
+                   help="record E_L during training (core.dynamics.snapshot_steps) -> assets/trajectories/")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -392,7 +451,14 @@ def cli(argv: list[str]) -> int:
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
                       resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress,
-                      device=args.device)
+    record_at, snaps = cfg.record_steps(), {"steps": [], "embeddings": [], "success": []}
+    state_path = Path(state_path) if state_path is not None else cfg.state_path()
+    if cfg.resume and state_path.exists():
+        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
+        saved = {"record": False, **st["config"]}  # states written before `record` existed
+        if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(cfg).items()
+                                                                 if k not in free}:
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     from .device import DeviceError
 

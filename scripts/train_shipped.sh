@@ -3,6 +3,9 @@
 # (the 5 alm seeds, alm-done, the two word-init ablations, their trained and untrained E_L, the reference models,
 # the baselines). Runs already done (same options, files unchanged) are skipped; a failed run is retried once,
 # then reported while the others go on; results go to assets/, logs and summary.json to cache/sweeps/shipped/.
+# The agents' runs record their E_L trajectories (record = true: core.dynamics.snapshot_steps, assets/trajectories/);
+# recording does not change a run (tests/test_dynamics.py). After a retrain, re-ship what derives from the agents:
+# `python -m core controls`, `python -m core report --ship` (then `report --check`) and `python -m core multiverse`.
 #
 #   bash scripts/train_shipped.sh                   # local Ray instance with all cores (2 lanes on 2 cores)
 #   bash scripts/train_shipped.sh --address auto    # on a running Ray cluster (README: "Sweeps and clusters")
