@@ -451,14 +451,7 @@ def cli(argv: list[str]) -> int:
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
                       resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress,
-    record_at, snaps = cfg.record_steps(), {"steps": [], "embeddings": [], "success": []}
-    state_path = Path(state_path) if state_path is not None else cfg.state_path()
-    if cfg.resume and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
-        free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
-        saved = {"record": False, **st["config"]}  # states written before `record` existed
-        if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(cfg).items()
-                                                                 if k not in free}:
+                      device=args.device, record=args.record)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     from .device import DeviceError
 
