@@ -11,7 +11,11 @@ import time
 import streamlit as st
 
 _T_START = time.perf_counter()
-st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Action", page_icon="🧭",
+#: every icon renders offline: the favicon is a local SVG (sent inline as a data: URL; a ``:material/...:``
+#: favicon would be fetched from fonts.gstatic.com, an emoji one needs a colour-emoji system font), and the page
+#: icons are Material Symbols, whose font Streamlit bundles and serves from this server
+st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Action",
+                   page_icon=os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui", "favicon.svg"),
                    layout="wide", initial_sidebar_state="expanded")
 
 from ui import data, process, state, uploads  # noqa: E402  (after set_page_config)
@@ -24,11 +28,13 @@ state.apply_query(ctx)  # the URL (deep link) -> shared state; pages repeat it (
 #                         show what was invalid in the link, then write the state back (ui.widgets.finish)
 
 PAGES = {
-    "overview": st.Page("pages/overview.py", title="Overview", icon="🧭", default=True),
-    "agent": st.Page("pages/agent.py", title="Agent", icon="🤖", url_path="agent"),
-    "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon="🔎", url_path="neighbours"),
-    "precision": st.Page("pages/precision.py", title="P@k", icon="📈", url_path="precision"),
-    "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon="🗺️", url_path="procrustes"),
+    "overview": st.Page("pages/overview.py", title="Overview", icon=":material/explore:", default=True),
+    "agent": st.Page("pages/agent.py", title="Agent", icon=":material/smart_toy:", url_path="agent"),
+    "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon=":material/travel_explore:",
+                          url_path="neighbours"),
+    "precision": st.Page("pages/precision.py", title="P@k", icon=":material/show_chart:", url_path="precision"),
+    "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon=":material/scatter_plot:",
+                          url_path="procrustes"),
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run

@@ -17,7 +17,10 @@ Conventions
   scaled to unit Frobenius norm, reduced by PCA to ``p = min(min_d, n)`` dims (lossless whenever every
   ``d >= n-1``, since centred data has rank <= n-1) and Procrustes-rotated/scaled onto the reference -- and
   then all N x n aligned points are projected by one UMAP fit (``metric="euclidean"``, the geometry Procrustes
-  aligns), so all models share one 2-D frame.
+  aligns), so all models share one 2-D frame. Options: ``dims="max"`` pads the smaller spaces with zeros to
+  ``p = min(max_d, n)`` instead of reducing the larger ones; ``scale="match"`` leaves every aligned space at unit
+  norm instead of its least-squares scale. Points that coincide after alignment (within ``COINCIDENT_TOL``) are
+  fitted once and share one position, so rotated/scaled copies of a space get identical layouts.
 * **Displacement** (:func:`displacement_table`): for model M and item i, ``displacement_i = ||y_i - r_i||``
   (Euclidean, aligned 2-D layout y of M vs reference layout r); ``local_scale_i`` = mean Euclidean distance
   from r_i to its k nearest neighbours in the reference layout (self excluded; default k = 5);
@@ -46,9 +49,10 @@ LAYOUT_CONVENTIONS = ("UMAP 2-D, cosine on raw rows, n_neighbors = min(15, n-1),
 ALIGN_CONVENTIONS = ("each 2-D layout mapped onto the reference layout by translation, least-squares "
                      "rotation/reflection and an isotropic scale (least-squares 'fit', or 'match': the reference's "
                      "size); disparity = least-squares similarity Procrustes disparity; reference unchanged")
-JOINT_CONVENTIONS = ("spaces centred, unit Frobenius norm, PCA to p = min(min dim, n), Procrustes-aligned "
-                     "(rotation/reflection + scale) onto the reference in p dims, then one joint UMAP "
-                     "(euclidean) of all N x n points")
+JOINT_CONVENTIONS = ("spaces centred, unit Frobenius norm, PCA to p = min(min dim, n) (or the largest dim, the "
+                     "others zero-padded), Procrustes-aligned (rotation/reflection, least-squares or no scale) onto "
+                     "the reference in p dims, then one joint UMAP (euclidean) of all N x n points, coincident "
+                     "points fitted once")
 DISPLACEMENT_CONVENTIONS = ("displacement = ||y_i - r_i|| (aligned layout vs reference layout); local_scale = "
                             "mean distance from r_i to its k nearest neighbours in the reference layout; "
                             "relative_displacement = displacement / local_scale")
@@ -200,12 +204,30 @@ def align_layouts(layouts: Mapping[str, np.ndarray], reference: str | None = Non
                           conventions=ALIGN_CONVENTIONS + f" (n = {n}, scale: {mode})")
 
 
-def align_spaces(spaces: Mapping[str, np.ndarray], reference: str | None = None
+DIMS_MODES = ("min", "max")
+#: rows of the stacked aligned spaces closer than this (Euclidean; each aligned space has Frobenius norm <= 1) are
+#: one point of the joint UMAP fit
+COINCIDENT_TOL = 1e-9
+
+
+def align_spaces(spaces: Mapping[str, np.ndarray], reference: str | None = None, *, dims: str = "min",
+                 scale: str = "fit"
                  ) -> tuple[str, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, float], dict[str, float]]:
     """High-dimensional Procrustes alignment onto the reference (see ``joint_layout``'s conventions).
 
+    ``dims``: "min" = every space reduced by PCA to p = min(smallest dim, n) (the module's convention); "max" =
+    p = min(largest dim, n), the smaller spaces padded with zeros, so no space loses a dimension (a 17-d
+    bag-of-words in the selection does not reduce a 128-d space to 17 dims). ``scale``: "fit" = each aligned
+    space multiplied by its least-squares scale (a space that fits badly shrinks towards the centre); "match" =
+    unscaled, every aligned space keeps unit Frobenius norm like the reference. The disparity is the
+    least-squares one either way.
+
     Returns (reference, aligned (n, p) coordinates, rotations, scales, disparities).
     """
+    if dims not in DIMS_MODES:
+        raise M.MetricInputError(f"dims must be one of {DIMS_MODES}; got {dims!r}")
+    if scale not in ("fit", "match"):
+        raise M.MetricInputError(f"scale must be 'fit' or 'match'; got {scale!r}")
     names = list(spaces)
     if not names:
         raise M.MetricInputError("no spaces given")
@@ -213,7 +235,8 @@ def align_spaces(spaces: Mapping[str, np.ndarray], reference: str | None = None
     n = M._same_n(spaces)
     X = {m: M.check_space(spaces[m], m, min_rows=3) for m in names}
     st = {m: M._standardise(X[m], m) for m in names}
-    p = min(min(x.shape[1] for x in X.values()), n)
+    pick = min if dims == "min" else max
+    p = min(pick(x.shape[1] for x in X.values()), n)
 
     def scores(m):  # top-p PCA scores (padded to p), renormalised to unit Frobenius norm
         S = st[m].scores[:, :p]
@@ -230,24 +253,51 @@ def align_spaces(spaces: Mapping[str, np.ndarray], reference: str | None = None
         U, sv, Vt = np.linalg.svd(B.T @ R)
         Q = U @ Vt
         s = float(sv.sum())  # ||B||_F = 1
-        out[m], rot[m], sc[m] = s * (B @ Q), Q, s
+        out[m], rot[m], sc[m] = (s if scale == "fit" else 1.0) * (B @ Q), Q, s
         disp[m] = float(max(0.0, 1.0 - s ** 2))
     return ref, out, rot, sc, disp
 
 
+def coincident_groups(Y: np.ndarray, tol: float = COINCIDENT_TOL) -> np.ndarray:
+    """(N,) for each row of Y the index of the first row within ``tol`` of it (Euclidean): rows that are the same
+    point up to floating-point noise share one representative (its own index for a row that is first)."""
+    Y = np.asarray(Y, dtype=np.float64)
+    sq = (Y ** 2).sum(axis=1)
+    # screen with the Gram identity (cheap, but its rounding error grows with the norms), then measure exactly
+    near = sq[:, None] + sq[None, :] - 2 * Y @ Y.T <= tol ** 2 + 1e-9 * (sq[:, None] + sq[None, :])
+    rep = np.arange(len(Y))
+    for i in range(len(Y)):
+        if rep[i] != i:
+            continue
+        cand = np.flatnonzero(near[i, i + 1:]) + i + 1
+        cand = cand[rep[cand] == cand]
+        same = cand[np.sqrt(((Y[cand] - Y[i]) ** 2).sum(axis=1)) <= tol]
+        rep[same] = i
+    return rep
+
+
 def joint_layout(spaces: Mapping[str, np.ndarray], reference: str | None = None, seed: int = 0,
                  n_neighbors: int | None = None, min_dist: float | None = None, metric: str = "euclidean",
-                 cache: bool = True) -> AlignedLayouts:
-    """Align the high-dimensional spaces onto the reference (Procrustes), then one joint UMAP of all points."""
-    ref, aligned, rot, sc, disp = align_spaces(spaces, reference)
+                 cache: bool = True, *, dims: str = "min", scale: str = "fit") -> AlignedLayouts:
+    """Align the high-dimensional spaces onto the reference (Procrustes: :func:`align_spaces` with ``dims`` and
+    ``scale``), then one joint UMAP of all points, so every space is drawn in one 2-D frame.
+
+    Points that coincide after alignment (within :data:`COINCIDENT_TOL`) are one point of the UMAP fit and get
+    one position: spaces that are rotated, reflected, scaled or translated copies of each other get identical
+    layouts."""
+    ref, aligned, rot, sc, disp = align_spaces(spaces, reference, dims=dims, scale=scale)
     names = list(spaces)
     n = aligned[ref].shape[0]
     stacked = np.vstack([aligned[m] for m in names])
-    Y = umap_layout(stacked, seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, cache=cache)
+    rep = coincident_groups(stacked)
+    distinct, inverse = np.unique(rep, return_inverse=True)
+    Y = umap_layout(stacked[distinct], seed=seed, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric,
+                    cache=cache)[inverse]
     layouts = {m: Y[i * n:(i + 1) * n] for i, m in enumerate(names)}
     return AlignedLayouts(reference=ref, method="joint", layouts=layouts, rotation=rot, scale=sc, disparity=disp,
-                          conventions=JOINT_CONVENTIONS + f"; UMAP seed {seed}, metric {metric}, "
-                          f"n_neighbors {adapt_n_neighbors(stacked.shape[0], n_neighbors)}")
+                          conventions=JOINT_CONVENTIONS + f"; dims {dims}, scale {scale}; UMAP seed {seed}, metric "
+                          f"{metric}, n_neighbors {adapt_n_neighbors(len(distinct), n_neighbors)} over "
+                          f"{len(distinct)} distinct points")
 
 
 def displacement_table(aligned: AlignedLayouts, k: int = 5, instructions: Sequence[str] | None = None
@@ -287,4 +337,5 @@ def displacement_table(aligned: AlignedLayouts, k: int = 5, instructions: Sequen
 
 
 __all__ = ["AGENT", "UMAP_DEFAULTS", "adapt_n_neighbors", "array_hash", "umap_layout", "warm_up",
-           "AlignedLayouts", "align_layouts", "align_spaces", "joint_layout", "displacement_table"]
+           "AlignedLayouts", "align_layouts", "align_spaces", "coincident_groups", "joint_layout",
+           "displacement_table"]

@@ -151,7 +151,7 @@ def _artefact(stage: str, params: dict[str, Any], compute: Callable[[], dict[str
     """A shipped result, else the diskcache's (computed and stored once); ``persist=False``: a shipped result,
     else computed and kept nowhere (results about a user's uploaded embeddings never reach the disk)."""
     k = store.key(stage, params)
-    hit = shipped().get(k) if _COLLECT is None else None
+    hit = shipped().get(k)  # also while shipping: an entry shipped under the same key has the same inputs
     if hit is None and not persist:
         return compute()
     value = hit if hit is not None else store.cached(stage, params, compute)
@@ -246,12 +246,68 @@ def layout_is_ready(X: np.ndarray, seed: int = UMAP_SEED) -> bool:
     return is_ready("report.umap", layout_params(X, seed))
 
 
+#: the dashboard's joint layout (core.projection.joint_layout): every space Procrustes-aligned onto the reference
+#: in full (no space reduced: the smaller ones zero-padded; each at unit norm, not shrunk by a poor fit), then one
+#: UMAP (euclidean, the geometry Procrustes aligns) of all the aligned points
+JOINT = {"dims": "max", "scale": "match", "metric": "euclidean"}
+
+
+def joint_order(spaces: dict[str, np.ndarray], reference: str) -> list[str]:
+    """The order in which spaces are stacked: the reference, then the others by fingerprint (then name), so that
+    the same set of spaces gives the same layout whatever order they were picked in."""
+    if reference not in spaces:
+        raise KeyError(f"the reference {reference!r} is not among the spaces {list(spaces)}")
+    return [reference, *sorted((m for m in spaces if m != reference), key=lambda m: (fingerprint(spaces[m]), m))]
+
+
+def joint_params(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> dict[str, Any]:
+    """The cache key parameters of a joint layout (stage ``report.joint``; value ``{"xy": (N * n, 2)}``, the
+    spaces stacked in :func:`joint_order`)."""
+    order = joint_order(spaces, reference)
+    return {"v": REPORT_VERSION, "spaces": [fingerprint(spaces[m]) for m in order], **umap_params(seed), **JOINT}
+
+
+def joint_layout(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED,
+                 persist: bool = True) -> dict[str, np.ndarray]:
+    """name -> (n, 2): the joint layout of ``spaces`` (name -> array) around ``reference`` (:data:`JOINT`), shipped
+    or cached (``persist=False``: never written to the diskcache). umap is imported only when the layout is
+    neither shipped nor cached."""
+    order = joint_order(spaces, reference)
+
+    def compute() -> dict[str, Any]:
+        from . import projection
+
+        al = projection.joint_layout({m: spaces[m] for m in order}, reference, seed=seed, metric=JOINT["metric"],
+                                     cache=False, dims=JOINT["dims"], scale=JOINT["scale"])
+        return {"xy": np.vstack([al.layouts[m] for m in order]).astype(np.float64)}
+
+    xy = _artefact("report.joint", joint_params(spaces, reference, seed), compute, persist)["xy"]
+    n = spaces[reference].shape[0]
+    return {m: xy[i * n:(i + 1) * n] for i, m in enumerate(order)}
+
+
+def joint_is_ready(spaces: dict[str, np.ndarray], reference: str, seed: int = UMAP_SEED) -> bool:
+    """True when the joint layout is shipped or in the diskcache (no UMAP fit needed)."""
+    return is_ready("report.joint", joint_params(spaces, reference, seed))
+
+
 # ------------------------------------------------------------------------------------------ tables
 def paper_range(paper_family: str, name: str = "") -> tuple[float, float, str]:
     if name == "random":
         return PAPER_RANDOM, PAPER_RANDOM, f"random baseline: about {PAPER_RANDOM:.2f}"
     lo, hi, text = PAPER_P15.get(paper_family, (np.nan, np.nan, ""))
     return lo, hi, text
+
+
+def default_models(inv: pd.DataFrame | None = None) -> list[str]:
+    """The models every page starts with: the reference agent, then every language or vision-language model
+    present (the baselines present when there is none)."""
+    inv = inventory() if inv is None else inv
+    present = inv[inv["present"]]
+    models = [n for n, k in zip(present["name"], present["kind"]) if k == KIND_MODEL]
+    if not models:
+        models = [n for n, k in zip(present["name"], present["kind"]) if k == KIND_BASELINE]
+    return ([REFERENCE] if REFERENCE in set(inv["name"]) else []) + [m for m in models if m != REFERENCE]
 
 
 def inventory() -> pd.DataFrame:
@@ -272,7 +328,8 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
 
     The main value compares ``reference`` seed ``ref_seed`` (default: first present) with the model's first
     present seed (for seeded baselines / the untrained agent: the same seed as the reference when present).
-    ``seed_mean``/``seed_sd``: P@k of every reference seed against that same model file.
+    ``seed_mean``/``seed_sd``/``seed_min``/``seed_max``: P@k of every reference seed against that same model
+    file. ``null_low``/``null_high``: the 2.5/97.5 percentiles of the permutation null.
     Rows without embeddings have NaN values and ``present`` False (their ``compute_command`` says how).
     ``extra``: name -> array (rows in instruction order) of spaces outside the registry, e.g. a user's uploaded
     embeddings: one row each (family ``uploaded``, kind model), whose statistics are never written to disk.
@@ -289,8 +346,9 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         lo, hi, text = paper_range(paper_family, name)
         return {"model": name, "family": family, "paper_family": paper_family, "kind": kind, "present": present,
                 "seed": None, f"P@{k}": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_perm": np.nan,
-                "null_high": np.nan, "chance": float(metrics.chance_precision(n, k)), "seed_mean": np.nan,
-                "seed_sd": np.nan, "n_ref_seeds": len(ref_seeds), "paper_low": lo, "paper_high": hi, "paper": text,
+                "null_low": np.nan, "null_high": np.nan, "chance": float(metrics.chance_precision(n, k)),
+                "seed_mean": np.nan, "seed_sd": np.nan, "seed_min": np.nan, "seed_max": np.nan,
+                "n_ref_seeds": len(ref_seeds), "paper_low": lo, "paper_high": hi, "paper": text,
                 "compute_command": compute_command, "source": source}
 
     def against(B: np.ndarray, persist: bool = True) -> dict[str, Any]:
@@ -298,8 +356,9 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         vals = [metrics.precision_at_k(X, B, k) for X in ref_seeds.values()]
         return {f"P@{k}": float(st["curve"][k - 1]), "ci_low": float(st["boot_lo"][k - 1]),
                 "ci_high": float(st["boot_hi"][k - 1]), "p_perm": float(st["p"][k - 1]),
-                "null_high": float(st["null_hi"][k - 1]), "seed_mean": float(np.mean(vals)),
-                "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan}
+                "null_low": float(st["null_lo"][k - 1]), "null_high": float(st["null_hi"][k - 1]),
+                "seed_mean": float(np.mean(vals)), "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
+                "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals))}
 
     rows = []
     for _, r in inventory().iterrows():
@@ -312,6 +371,7 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
                 vals = [metrics.precision_at_k(R, X, k) for X in others.values()]
                 row.update({f"P@{k}": float(np.mean(vals)), "seed_mean": float(np.mean(vals)),
                             "seed_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else np.nan,
+                            "seed_min": float(np.min(vals)), "seed_max": float(np.max(vals)),
                             "seed": f"other seeds {', '.join(map(str, others))}",
                             "paper": "agent vs itself (other training seeds)"})
             rows.append(row)
@@ -338,14 +398,21 @@ def headline_table(reference: str = REFERENCE, ref_seed: int | None = None, k: i
         .reset_index(drop=True)
 
 
+def _agent_manifests() -> Iterable[tuple[Path, dict | None]]:
+    """(path, manifest) of every shipped agent manifest (assets/agents/*.json), None for a corrupt one."""
+    for p in sorted((store.assets_dir() / "agents").glob("*.json")):
+        try:
+            yield p, store.read_json(p)
+        except ValueError:
+            yield p, None
+
+
 def agent_success() -> pd.DataFrame:
     """One row per shipped agent manifest (assets/agents/*.json, written by core.train): overall success and
     success per verb, the number of evaluation episodes, optimizer steps and the network config."""
     rows = []
-    for p in sorted((store.assets_dir() / "agents").glob("*.json")):
-        try:
-            man = store.read_json(p)
-        except ValueError:
+    for p, man in _agent_manifests():
+        if man is None:
             rows.append({"agent": p.stem, "success": np.nan, "note": "corrupt manifest"})
             continue
         succ = man.get("success") or {}
@@ -365,6 +432,28 @@ def agent_success() -> pd.DataFrame:
             row["optimizer steps"] = man["optimizer_steps"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SUCCESS_GROUPS = ("verb_object", "verb", "object", "determiner", "instruction")
+
+
+def agent_success_by(group: str = "verb_object") -> pd.DataFrame:
+    """Long table of success per ``group`` of instructions (one of :data:`SUCCESS_GROUPS`) for every shipped agent
+    manifest that records it (``success["per_<group>"]``, written by core.train's evaluation): columns agent,
+    variant, seed, group, level, success, plus the overall success as level "overall"."""
+    if group not in SUCCESS_GROUPS:
+        raise ValueError(f"group must be one of {', '.join(SUCCESS_GROUPS)}; got {group!r}")
+    rows = []
+    for p, man in _agent_manifests():
+        succ = (man or {}).get("success")
+        per = succ.get(f"per_{group}") if isinstance(succ, dict) else None
+        if not isinstance(per, dict):
+            continue
+        base = {"agent": p.stem, "variant": man.get("name", p.stem.rsplit("-s", 1)[0]), "seed": man.get("seed"),
+                "group": group}
+        rows.append({**base, "level": "overall", "success": _as_float(succ.get("overall"))})
+        rows += [{**base, "level": str(lv), "success": _as_float(x)} for lv, x in per.items()]
+    return pd.DataFrame(rows, columns=["agent", "variant", "seed", "group", "level", "success"])
 
 
 def _as_float(x: Any) -> float:
@@ -389,7 +478,11 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
     * pair statistics (curve, bootstrap CI, permutation null) of every reference seed vs every other space
       present (default seeds) -- what the Overview and P@k pages show by default;
     * full-space Procrustes (disparity, permutation p, residuals) of every reference seed vs every space;
-    * UMAP layouts of every space present (all seeds).
+    * UMAP layouts of every space present (all seeds);
+    * the joint layout of the Procrustes page's default selection (:func:`default_models`) around each reference
+      seed.
+
+    Artefacts already shipped under the same key (same inputs, same settings) are kept as they are.
     """
     global _COLLECT
     d = Path(directory) if directory is not None else report_dir()
@@ -418,6 +511,12 @@ def ship(reference: str = REFERENCE, directory: str | os.PathLike | None = None,
             for name, s in spaces:
                 layout(load_space(name, s)[0])
                 log(f"umap {stem(name, s)}")
+            present = set(n for n, _ in spaces)
+            for rs in ref_seeds:  # the Procrustes page's default selection, for every reference seed
+                chosen = {stem(m, default_seed(m, rs)): load_space(m, default_seed(m, rs))[0]
+                          for m in [reference, *default_models()] if m in present}
+                joint_layout(chosen, stem(reference, rs))
+                log(f"joint umap around {stem(reference, rs)}: {', '.join(chosen)}")
         collected = _COLLECT
     finally:
         _COLLECT = None

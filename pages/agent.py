@@ -62,7 +62,7 @@ if not 0 <= st.session_state["step"] <= last:
 st.session_state.setdefault("playing", False)
 
 m1, m2, m3 = st.columns(3)
-m1.metric("Outcome", "success ✅" if ep["success"] else "failure ❌")
+m1.metric("Outcome", "success ✓" if ep["success"] else "failure ✕")
 m2.metric("Episode length", f"{ep['length']} steps")
 m3.metric("Episode", f"#{env_index}", help=f"minigrid reset seed {env_seed} = core.env.episode_seed('show', 0, "
                                              f"{env_index}): a layout never used in training or evaluation")

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import report
 from core.embedders import EmbedderError
-from ui import data, state
+from ui import data, figures, state
 from ui.state import INSTRUCTIONS
 from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
                         seed_picker, setup)
@@ -32,8 +32,8 @@ def neighbours() -> None:
     models = models_picker(ctx)
     i = INSTRUCTIONS.index(instr)
     ref = report.REFERENCE
-    st.page_link("pages/agent.py", label=f"Watch the agent act on “{instr}” (Agent page)", icon="🤖",
-                 query_params={"instruction": instr, "seed": str(agent_seed)})
+    st.page_link("pages/agent.py", label=f"Watch the agent act on “{instr}” (Agent page)",
+                 icon=":material/smart_toy:", query_params={"instruction": instr, "seed": str(agent_seed)})
 
     def load(name):
         try:
@@ -112,7 +112,14 @@ def neighbours() -> None:
         st.caption(f"Each instruction's P@{k} between the agent ({ref}-s{ref_seed}) and each language model "
                    f"({', '.join(lms)}), and their mean; lowest mean first = the instructions whose neighbourhoods "
                    "differ most between acting and language. Click a row to select that instruction.")
-        cols = {m: data.per_item(tok, ref, ref_seed, m, data.space_seed(ctx, m, agent_seed), k) for m in lms}
+        lm_spaces = tuple((m, data.space_seed(ctx, m, agent_seed)) for m in lms)
+        grid_spec, grid_data = figures.agreement_grid(tok, ref, ref_seed, lm_spaces, k)
+        st.vega_lite_chart(grid_data, grid_spec, key="nb_agreement", width="stretch")
+        st.caption(f"The same numbers by instruction family: each cell is the mean P@{k} over its two instructions "
+                   "(determiner *the* / *a*) and the language models above; dark = the agent's and the language "
+                   "models' neighbourhoods differ. Hover a cell for its value; the table below lists every "
+                   "instruction.")
+        cols = {m: data.per_item(tok, ref, ref_seed, m, s, k) for m, s in lm_spaces}
         md = data.metadata()
         rank = pd.DataFrame({"instruction": INSTRUCTIONS, f"mean P@{k}": np.mean(list(cols.values()), axis=0),
                              **{m: v for m, v in cols.items()}, "verb": md["verb"], "colour": md["colour"],

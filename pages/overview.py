@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import NotComputedError
-from ui import data
+from ui import data, figures
 from ui.widgets import finish, setup
 
 tok, ctx = setup()
@@ -56,43 +56,55 @@ else:
         })
         return out
 
+    spec, plot, marks = figures.headline_figure(tok, ref, ref_seed, K)
+    if len(plot):
+        st.vega_lite_chart(plot, spec, key="headline_figure", width="stretch")
+        refs = "; ".join(f"{m['reference']}: `{m['source']}`, {m['p']:.2f}" for m in marks)
+        st.caption(f"One row per model: P@{K} with the agent, its 95% bootstrap CI and the range over the "
+                   f"{len(ref_seeds)} agent seeds (the thin bar below). Grey: the model's 95% permutation band "
+                   f"(shuffled instruction labels); dotted: chance k/(n−1) = {metrics.chance_precision(108, K):.3f}. "
+                   f"Orange: the P@{K} the paper reports for the family the model stands in for (none for "
+                   f"families it did not test). Dashed rules, the reference rows{' (' + refs + ')' if refs else ''}. "
+                   "Hover a mark for its numbers; the tables below and the CSV hold them all.")
     num = {f"P@{K}": st.column_config.NumberColumn(format="%.3f"),
            "permutation p": st.column_config.NumberColumn(format="%.4f"),
            "null 97.5%": st.column_config.NumberColumn(format="%.3f"),
            "chance": st.column_config.NumberColumn(format="%.3f")}
+    st.download_button("Download the headline table (CSV)", table.to_csv(index=False).encode(),
+                       file_name=f"alva_headline_p{K}.csv", mime="text/csv", on_click="ignore")
+    present = set(ctx["present"])
+    if {"untrained-alm", "bag-of-words"} <= present:
+        us = data.space_seed(ctx, "untrained-alm", ref_seed)
+        u_bow = data.curve(tok, "untrained-alm", us, "bag-of-words", None)[K - 1]
+        a_bow = data.curve(tok, ref, ref_seed, "bag-of-words", None)[K - 1]
+        st.markdown(f"Measured here: the **untrained** agent (`untrained-alm-s{us}`, zero training steps) "
+                    f"reaches P@{K} = **{u_bow:.2f}** against bag-of-words; the trained agent "
+                    f"`{ref}-s{ref_seed}` reaches {a_bow:.2f}. Word overlap alone organises the "
+                    f"instructions that much.")
     models = table[(table["kind"] == report.KIND_MODEL) & table["present"]]
-    if len(models):
-        st.subheader("Language and vision-language models")
-        st.dataframe(fmt(models), hide_index=True, column_config=num, key="headline_models")
-    else:
+    if not len(models):
         st.info("No language or vision-language model has embeddings in `assets/` yet (see the inventory below "
                 "for the commands that compute them).")
-    agents = table[(table["kind"] == report.KIND_AGENT) & table["present"]]
-    if len(agents):
-        st.subheader("Agent variants")
-        st.caption(f"The `{ref}` row compares agent seed {ref_seed} with the other agent seeds (seed-to-seed "
-                   "agreement: an upper reference for what any model could reach).")
-        st.dataframe(fmt(agents), hide_index=True, column_config=num, key="headline_agents")
-    base = table[(table["kind"] == report.KIND_BASELINE) & table["present"]]
-    if len(base):
-        st.subheader("Reference rows (baselines, not models)")
-        st.caption(report.BASELINE_WHY)
-        present = set(ctx["present"])
-        if {"untrained-alm", "bag-of-words"} <= present:
-            us = data.space_seed(ctx, "untrained-alm", ref_seed)
-            u_bow = data.curve(tok, "untrained-alm", us, "bag-of-words", None)[K - 1]
-            a_bow = data.curve(tok, ref, ref_seed, "bag-of-words", None)[K - 1]
-            st.markdown(f"Measured here: the **untrained** agent (`untrained-alm-s{us}`, zero training steps) "
-                        f"reaches P@{K} = **{u_bow:.2f}** against bag-of-words; the trained agent "
-                        f"`{ref}-s{ref_seed}` reaches {a_bow:.2f}. Word overlap alone organises the "
-                        f"instructions that much.")
-        st.dataframe(fmt(base), hide_index=True, column_config=num, key="headline_baselines")
+    with st.expander(f"The headline as tables: P@{K}, CI, p, permutation null, agent seeds and the paper's "
+                     "range for models, agent variants and reference rows", expanded=not len(plot)):
+        if len(models):
+            st.subheader("Language and vision-language models")
+            st.dataframe(fmt(models), hide_index=True, column_config=num, key="headline_models")
+        agents = table[(table["kind"] == report.KIND_AGENT) & table["present"]]
+        if len(agents):
+            st.subheader("Agent variants")
+            st.caption(f"The `{ref}` row compares agent seed {ref_seed} with the other agent seeds (seed-to-seed "
+                       "agreement: an upper reference for what any model could reach).")
+            st.dataframe(fmt(agents), hide_index=True, column_config=num, key="headline_agents")
+        base = table[(table["kind"] == report.KIND_BASELINE) & table["present"]]
+        if len(base):
+            st.subheader("Reference rows (baselines, not models)")
+            st.caption(report.BASELINE_WHY)
+            st.dataframe(fmt(base), hide_index=True, column_config=num, key="headline_baselines")
     missing = table[~table["present"]]
     if len(missing):
         st.caption(f"Not computed here (no embeddings shipped): {', '.join(missing['model'])} — see the inventory "
                    "below for the command that computes each.")
-    st.download_button("Download the headline table (CSV)", table.to_csv(index=False).encode(),
-                       file_name=f"alva_headline_p{K}.csv", mime="text/csv", on_click="ignore")
 
 # ------------------------------------------------------------------------------------ agent success
 st.header("Agent task success")
@@ -111,8 +123,18 @@ else:
     st.caption("From the shipped agent manifests (`assets/agents/*.json`, written by `python -m core train`): the "
                "fraction of evaluation episodes (greedy policy; environment seeds disjoint from the training "
                "demonstrations) in which the agent succeeded, overall and per verb.")
+    spec, plot, csv = figures.success_figure(tok, "verb_object")
+    if len(plot):
+        st.vega_lite_chart(plot, spec, key="success_figure", width="stretch")
+        st.caption("Success overall and per verb-object form (each form covers its 12 instructions: 6 colours × 2 "
+                   "determiners), one dot per agent; the seeds of a variant share its colour. Orange band: the "
+                   "paper's reported success. Hover a dot for its value.")
+        st.download_button("Download success per form (CSV)", csv, file_name="alva_agent_success.csv",
+                           mime="text/csv", on_click="ignore")
     cfg = {c: st.column_config.NumberColumn(format="%.3f") for c in succ.columns if c.startswith("success")}
-    st.dataframe(succ, hide_index=True, column_config=cfg, key="success_table")
+    with st.expander("Success per agent as a table (overall, per verb, episodes, steps, config)",
+                     expanded=not len(plot)):
+        st.dataframe(succ, hide_index=True, column_config=cfg, key="success_table")
 
 # ------------------------------------------------------------------------------------ inventory
 st.header("Model inventory")

@@ -101,7 +101,8 @@ def _write_synthetic(d: Path) -> None:
     from core.agent import AgentConfig, build_agent, save_checkpoint
 
     save_checkpoint(build_agent(AgentConfig(), 0), d / "agents" / "alm-s0.pt",
-                    {"name": "alm", "seed": 0, "success": {"overall": 0.5}, "note": "synthetic test agent"})
+                    {"name": "alm", "seed": 0, "success": {"overall": 0.5, "per_verb_object": {
+                        "go to ball": 0.25, "open door": 0.75}}, "note": "synthetic test agent"})
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +127,14 @@ def synthetic(synthetic_dir, monkeypatch):
     _clear_caches()
 
 
+#: the joint layouts the tests draw: (reference, others); the first three are the Procrustes page's default
+#: selections (both agent seeds, and after switching the reference)
+JOINT_SELECTIONS = [(("alm", 0), [("smollm2-135m", None), ("all-minilm-l6-v2", None)]),
+                    (("alm", 1), [("smollm2-135m", None), ("all-minilm-l6-v2", None)]),
+                    (("smollm2-135m", None), [("alm", 0), ("all-minilm-l6-v2", None)]),
+                    (("alm", 0), [("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None)])]
+
+
 def _stand_in_layouts(load_embeddings):
     for name, seed in [("alm", 0), ("alm", 1), ("smollm2-135m", None), ("all-minilm-l6-v2", None),
                        ("bag-of-words", None), ("untrained-alm", 0), ("untrained-alm", 1)]:
@@ -133,6 +142,17 @@ def _stand_in_layouts(load_embeddings):
         Xc = X - X.mean(0)
         xy = np.linalg.svd(Xc, full_matrices=False)[0][:, :2]
         store.cached("report.umap", report.layout_params(X), lambda xy=xy: {"xy": xy})
+    from core import projection
+
+    for ref, others in JOINT_SELECTIONS:  # joint layouts: the first two principal components of the aligned stack
+        spaces = {report.stem(n, s): load_embeddings(n, s)[0] for n, s in [ref, *others]}
+        order = report.joint_order(spaces, report.stem(*ref))
+        _, al, *_ = projection.align_spaces({m: spaces[m] for m in order}, order[0], dims=report.JOINT["dims"],
+                                            scale=report.JOINT["scale"])
+        Y = np.vstack([al[m] for m in order])
+        Y = Y - Y.mean(0)
+        xy = Y @ np.linalg.svd(Y, full_matrices=False)[2][:2].T
+        store.cached("report.joint", report.joint_params(spaces, order[0]), lambda xy=xy: {"xy": xy})
 
 
 @pytest.fixture
@@ -170,6 +190,45 @@ def test_overview_headline_and_not_computed(synthetic):
     assert not llama["present"] and "python -m core embed --model llama-3.2-1b" in llama["compute command"]
     succ = _tables(at, "success")[0]
     assert succ["success"].iloc[0] == pytest.approx(0.5)
+    spec, plot = next((s, p) for s, p in _vega(at) if "level" in p)  # success per verb-object form, one dot each
+    assert dict(zip(plot["level"], plot["success"])) == {"overall": 0.5, "go to ball": 0.25, "open door": 0.75}
+    assert (plot["agent"] == "alm-s0").all()
+
+
+def test_overview_headline_figure_holds_the_tables_numbers(synthetic):
+    """The headline figure: one mark per model present with the numbers of core.report.headline_table (point,
+    CI, permutation band, agent-seed range, paper range), chance and the reference rows as rules."""
+    at = _run()
+    assert not at.exception
+    (spec, plot), *_ = _vega(at)
+    table = report.headline_table(report.REFERENCE, 0, 15)
+    models = table[(table["kind"] == report.KIND_MODEL) & table["present"]].set_index("model")
+    assert list(plot["model"]) == list(models.index) and set(SYN_MODELS) <= set(plot["model"])  # one row each
+    point = next(lay for lay in spec["layer"] if lay["mark"]["type"] == "point")
+    assert point["encoding"]["x"]["field"] == "p" and "data" not in point  # drawn from the chart's data
+    plot = plot.set_index("model")
+    for col, field in [("P@15", "p"), ("ci_low", "ci_low"), ("ci_high", "ci_high"), ("null_low", "null_low"),
+                       ("null_high", "null_high"), ("seed_min", "seed_min"), ("seed_max", "seed_max"),
+                       ("paper_low", "paper_low"), ("paper_high", "paper_high"), ("p_perm", "p_perm")]:
+        assert np.allclose(plot[field].astype(float), models[col].astype(float), equal_nan=True), col
+    assert (plot["ci_low"] <= plot["p"]).all() and (plot["p"] <= plot["ci_high"]).all()
+    assert (plot["seed_min"] < plot["seed_max"]).all()  # two agent seeds in the synthetic assets
+    assert plot.loc["smollm2-135m", "paper_low"] == pytest.approx(0.70)  # a decoder LM: the paper's LLM range
+    bands = {(lay["encoding"]["x"]["field"], lay["encoding"]["x2"]["field"]) for lay in spec["layer"]
+             if "x2" in lay["encoding"]}
+    assert {("ci_low", "ci_high"), ("seed_min", "seed_max"), ("null_low", "null_high"),
+            ("paper_low", "paper_high")} <= bands
+    chance = next(lay for lay in spec["layer"] if lay["encoding"]["x"]["field"] == "chance")
+    assert [v["chance"] for v in chance["data"]["values"]] == [pytest.approx(15 / 107)]
+    rules = next(lay for lay in spec["layer"] if lay.get("data") and "reference" in lay["data"]["values"][0])
+    marks = {m["reference"]: m["p"] for m in rules["data"]["values"]}
+    by_name = table.set_index("model")["P@15"]
+    assert marks == {"untrained agent": pytest.approx(by_name["untrained-alm"]),
+                     "bag-of-words": pytest.approx(by_name["bag-of-words"]),
+                     "another agent seed": pytest.approx(by_name["alm"])}
+    tips = {t["field"] for t in point["encoding"]["tooltip"]}
+    assert {"p", "ci_low", "ci_high", "p_perm", "seed_mean", "paper"} <= tips  # hover shows the numbers
+    assert any(b.label.startswith("Download the headline table") for b in at.get("download_button"))
 
 
 # ------------------------------------------------------------------------------------------ neighbours
@@ -250,6 +309,21 @@ def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
     assert at.session_state["instruction"] == rank["instruction"].iloc[0]
 
 
+def test_neighbours_agreement_grid_holds_per_item_precision(synthetic):
+    from core import metrics
+    from core.embedders import load_embeddings
+
+    at = _run("neighbours", {"k": "7"})
+    assert not at.exception
+    (spec, plot), = _vega(at)
+    A = load_embeddings("alm", 0)[0]
+    lms = [load_embeddings(m)[0] for m in SYN_MODELS]  # the language models among the default models
+    want = np.mean([metrics.per_item_precision(A, B, 7) for B in lms], axis=0)
+    assert list(plot["instruction"]) == INSTR and np.allclose(plot["p"], want)
+    assert len(set(zip(plot["form"], plot["colour"]))) == 9 * 6  # one cell per verb-object form and colour
+    assert spec["layer"][0]["encoding"]["color"]["aggregate"] == "mean"
+
+
 def test_deep_link_opens_the_right_state(synthetic):
     params = {"instruction": INSTR[17], "k": "7", "models": "alm,smollm2-135m", "seed": "1"}
     at = _run("neighbours", params)
@@ -272,6 +346,8 @@ def test_deep_link_opens_the_right_state(synthetic):
     ({"models": "gpt-9,smollm2-135m"}, "Unknown model", lambda ss: ss["models"] == ["smollm2-135m"]),
     ({"models": "gpt-9"}, "Unknown model", lambda ss: "alm" in ss["models"]),
     ({"seed": "77"}, "not shipped", lambda ss: ss["seed"] == 0),
+    ({"layout": "3d"}, "layout must be one of", lambda ss: ss["layout"] == "joint"),
+    ({"colour_by": "mood"}, "colour_by must be one of", lambda ss: ss["colour_by"] == "verb"),
 ])
 def test_hostile_query_parameters_fall_back_with_a_message(synthetic, params, needle, check):
     for page in ("neighbours", "precision"):
@@ -370,6 +446,51 @@ def test_procrustes_page_colour_selection_and_ref(synthetic):
     assert _qp(at, "ref") == "smollm2-135m"
 
 
+def test_procrustes_joint_layout_pk_colour_and_top_movers(synthetic):
+    """The page's default layout is the joint one (core.report.joint_layout); colouring by P@k shows each panel's
+    per-item P@k with the reference; the overlay joins only the top movers' positions (or the selection's)."""
+    from core import metrics
+    from core.embedders import load_embeddings
+    from ui import figures
+
+    at = _run("procrustes", {"ref": "alm", "colour_by": "P@k", "k": "10"})
+    assert not at.exception, [e.message for e in at.exception]
+    assert _qp(at, "layout") == "joint" and "Joint layout" in _texts(at)
+    names = ["alm-s0", "smollm2-135m", "all-minilm-l6-v2"]
+    spaces = {n: load_embeddings(*(("alm", 0) if n == "alm-s0" else (n, None)))[0] for n in names}
+    joint = report.joint_layout(spaces, "alm-s0")
+    multiples, overlay = _specs(at)[:2]
+    panels = [t for t in multiples["data"] if t.get("mode") == "markers"]
+    assert [t["name"] for t in panels] == names
+    pk = {n: metrics.per_item_precision(spaces["alm-s0"], spaces[n], 10) for n in names[1:]}
+    pk["alm-s0"] = np.mean([pk[n] for n in names[1:]], axis=0)  # the reference's panel: mean of the others
+    for t in panels:
+        xy = np.c_[_values(t["x"]), _values(t["y"])]
+        assert np.allclose(xy, joint[t["name"]])  # drawn where the joint layout puts each instruction
+        assert np.allclose(_values(t["marker"]["color"]), pk[t["name"]]) and t["marker"]["coloraxis"] == "coloraxis"
+    assert multiples["layout"]["coloraxis"]["cmin"] == 0 and multiples["layout"]["coloraxis"]["cmax"] == 1
+    assert "P@10" in " ".join(a["text"] for a in multiples["layout"]["annotations"])
+    # the overlay (alm-s0 vs smollm2-135m): lines only for the 15 instructions that moved most
+    lines = next(t for t in overlay["data"] if t.get("mode") == "lines")
+    lx, ly = _values(lines["x"]), _values(lines["y"])
+    assert len(lx) == 3 * figures.TOP_MOVERS and np.isnan(lx[2::3]).all()
+    moved = np.linalg.norm(joint["smollm2-135m"] - joint["alm-s0"], axis=1)
+    drawn = [int(np.flatnonzero(np.all(joint["alm-s0"] == (x, y), axis=1))[0]) for x, y in zip(lx[0::3], ly[0::3])]
+    ref_xy = joint["alm-s0"]
+    D = np.linalg.norm(ref_xy[:, None] - ref_xy[None], axis=2)
+    np.fill_diagonal(D, np.inf)
+    relative = moved / np.sort(D, axis=1)[:, :5].mean(axis=1)  # projection.displacement_table's definition
+    assert set(drawn) == set(np.argsort(-relative, kind="stable")[:figures.TOP_MOVERS])
+    at.session_state["umap_sel"] = [5, 9]
+    at.run()
+    lines = next(t for t in _specs(at)[1]["data"] if t.get("mode") == "lines")
+    assert len(_values(lines["x"])) == 6  # the selection's two instructions only
+    at.segmented_control(key="w_layout").set_value("own").run()
+    assert not at.exception and _qp(at, "layout") == "own"
+    titles = [a["text"] for a in _specs(at)[0]["layout"]["annotations"]]
+    assert "2-D layout disparity" in _tables(at, "disparity")[0] and len(titles) == 3
+
+
 def test_selection_events_map_to_instruction_indices():
     from ui.figures import selected_indices
 
@@ -394,7 +515,9 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spaces = (("alm", 0), ("smollm2-135m", None), ("all-minilm-l6-v2", None), ("bag-of-words", None))
     figs = [figures.umap_multiples(tok, spaces, "alm", "colour", ()),
             figures.umap_multiples(tok, spaces, "alm", "verb", (3, 50)),
-            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (3,))]
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (3,)),
+            figures.umap_multiples(tok, spaces, "alm", "P@k", (4,), "joint", 15),
+            figures.umap_overlay(tok, spaces, "alm", "smollm2-135m", (), "joint")]
     for fig in figs:
         raw = json.loads(pio.to_json(fig, validate=False))
         assert raw == json.loads(pio.to_json(go.Figure(fig.to_dict()), validate=False))
@@ -419,6 +542,13 @@ def test_figures_are_valid_plotly_and_vega_lite(synthetic):
     spec, cells, _ = figures.precision_heatmap(tok, spaces, 7)
     alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(cells.head(3).to_json(orient="records"))}})
     assert len(cells) == len(spaces) ** 2
+    for spec, plot in [figures.headline_figure(tok, "alm", 0, 15)[:2], figures.success_figure(tok)[:2],
+                       figures.agreement_grid(tok, "alm", 0, spaces[1:3], 5)]:
+        assert len(plot)
+        alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(plot.to_json(orient="records"))}})
+        fields = {lay["encoding"][c]["field"] for lay in spec["layer"] if "data" not in lay
+                  for c in ("x", "x2", "y") if "field" in lay["encoding"].get(c, {})}
+        assert fields <= set(plot.columns)
 
 
 def test_cached_neighbour_loaders_agree_with_core_metrics(synthetic):
@@ -448,7 +578,7 @@ def test_agent_page_steps_plays_and_exports(synthetic):
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["env"] == 2 and _qp(at, "env") == "2"
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Outcome"] in ("success ✅", "failure ❌") and "steps" in metrics["Episode length"]
+    assert metrics["Outcome"] in ("success ✓", "failure ✕") and "steps" in metrics["Episode length"]
     assert len(at.image) == 2  # the frame and the attention drawn over the agent's view
     probs = _tables(at, "probability")[0]
     assert len(probs) == 7 and abs(probs["probability"].sum() - 1) < 1e-4  # a distribution over the 7 actions
@@ -506,6 +636,7 @@ def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):
     kinds = [k.split(":")[0] for k in index["entries"]]
     assert kinds.count("report.umap") == 7 and kinds.count("report.pair") == 2 * 4
     assert kinds.count("report.procrustes") == 2 * 4 + 2
+    assert kinds.count("report.joint") == 2  # the Procrustes page's default selection, per agent seed
     assert report.check() == []
     calls = []
     monkeypatch.setattr(store, "cached", lambda *a, **k: calls.append(a[0]) or (_ for _ in ()).throw(

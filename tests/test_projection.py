@@ -50,6 +50,45 @@ def test_umap_deterministic_cached_and_joint():
     assert j.reference == "alm" and j.method == "joint"
     assert j.disparity["copy"] == pytest.approx(0.0, abs=1e-10) and j.disparity["other"] > 0.3
     assert all(v.shape == (30, 2) for v in j.layouts.values())
+    # the same instruction sits at the same place in every panel of a rotated copy: exactly, by construction
+    np.testing.assert_array_equal(j.layouts["copy"], j.layouts["alm"])
+    spread = np.sqrt(((j.layouts["alm"] - j.layouts["alm"].mean(0)) ** 2).sum(1).mean())  # rms distance to centre
+    assert np.linalg.norm(j.layouts["other"] - j.layouts["alm"], axis=1).mean() > 0.2 * spread  # unrelated: apart
+    # deterministic for a seed (a fresh fit, not a cache read), another seed gives another layout
+    again = P.joint_layout(spaces, seed=0, cache=False)
+    for m in spaces:
+        np.testing.assert_array_equal(again.layouts[m], j.layouts[m])
+    assert not np.allclose(P.joint_layout(spaces, seed=3, cache=False).layouts["alm"], j.layouts["alm"])
+    # the dashboard's settings: no space reduced (dims "max"), each at unit size (scale "match"); a 3-d space and
+    # its rotated copy embedded in 6 dims (zero-padded, rotated, scaled, moved) still coincide
+    Z = rng.standard_normal((30, 3))
+    Q6, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    lifted = {"alm": Z, "lifted": 0.5 * np.hstack([Z, np.zeros((30, 3))]) @ Q6 - 1, "wide": X}
+    d = P.joint_layout(lifted, seed=0, cache=False, dims="max", scale="match")
+    np.testing.assert_array_equal(d.layouts["lifted"], d.layouts["alm"])
+    assert not np.allclose(d.layouts["wide"], d.layouts["alm"])
+
+
+def test_align_spaces_dims_and_scale():
+    rng = np.random.default_rng(5)
+    X, W = rng.standard_normal((20, 3)), rng.standard_normal((20, 9))
+    _, a, _, sc, disp = P.align_spaces({"alm": X, "w": W}, dims="min")
+    assert a["w"].shape == (20, 3)  # the 9-d space reduced to 3 principal components
+    _, b, _, sc_max, disp_max = P.align_spaces({"alm": X, "w": W}, dims="max", scale="match")
+    assert b["alm"].shape == b["w"].shape == (20, 9) and np.allclose(b["alm"][:, 3:], 0)  # padded, not reduced
+    assert np.linalg.norm(b["w"]) == pytest.approx(1.0) and sc_max["w"] < 1  # unscaled, the fit's scale reported
+    _, c, *_ = P.align_spaces({"alm": X, "w": W}, dims="max", scale="fit")
+    assert np.allclose(c["w"], sc_max["w"] * b["w"]) and 0 < disp_max["w"] < 1
+    with pytest.raises(MetricInputError, match="dims must be one of"):
+        P.align_spaces({"alm": X}, dims="all")
+    with pytest.raises(MetricInputError, match="scale must be"):
+        P.align_spaces({"alm": X}, scale="none")
+
+
+def test_coincident_groups():
+    Y = np.array([[0.0, 0.0], [1.0, 0.0], [1e-12, 0.0], [1.0, 1e-11], [0.5, 0.5]])
+    assert P.coincident_groups(Y).tolist() == [0, 1, 0, 1, 4]
+    assert P.coincident_groups(Y, tol=0).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_matched_scale_keeps_unrelated_layouts_visible_and_the_disparity():

@@ -97,6 +97,11 @@ def agent_success(tok: str) -> pd.DataFrame:
     return report.agent_success()
 
 
+@st.cache_data(max_entries=8, show_spinner=False)
+def agent_success_by(tok: str, group: str = "verb_object") -> pd.DataFrame:
+    return report.agent_success_by(group)
+
+
 @st.cache_data(max_entries=16, show_spinner="Computing P@15 with bootstrap CIs and permutation nulls…")
 def headline(tok: str, reference: str, ref_seed: int | None, k: int) -> pd.DataFrame:
     """The Overview's table (:func:`core.report.headline_table`), with a row for each of the session's uploads."""
@@ -121,11 +126,7 @@ def _context(tok: str) -> dict[str, Any]:
                   for p in (store.assets_dir() / "agents").glob(f"{report.REFERENCE}-s*.pt")
                   if p.stem.rsplit("-s", 1)[1].isdigit())
     seeds = sorted(set(agent_seeds) | set(ckpt)) or [0]
-    models = [n for n, k in zip(present["name"], present["kind"]) if k == report.KIND_MODEL]
-    if not models:
-        models = [n for n, k in zip(present["name"], present["kind"]) if k == report.KIND_BASELINE]
-    default_models = ([report.REFERENCE] if report.REFERENCE in known else []) + \
-        [m for m in models if m != report.REFERENCE]
+    default_models = report.default_models(inv)
     return {"known_models": known, "present": list(present["name"]), "seeds": seeds, "checkpoint_seeds": ckpt,
             "default_seed": seeds[0], "default_models": default_models,
             "default_ref": report.REFERENCE if report.REFERENCE in list(present["name"]) else
@@ -267,6 +268,30 @@ def layout(tok: str, name: str, seed: int | None) -> np.ndarray:
 
 def layout_ready(tok: str, name: str, seed: int | None) -> bool:
     return _ready(("layout", tok, name, seed), lambda: report.layout_is_ready(_space(tok, name, seed)[0]))
+
+
+def _joint_spaces(tok: str, spaces: tuple[tuple[str, int | None], ...]) -> dict[str, np.ndarray]:
+    return {label(m, s): _space(tok, m, s)[0] for m, s in spaces}
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def joint_layout(tok: str, spaces: tuple[tuple[str, int | None], ...], ref: str) -> dict[str, np.ndarray]:
+    """(space name -> (n, 2)): the joint layout of ``spaces`` ((name, seed) pairs) around ``ref``
+    (:func:`core.report.joint_layout`), shipped or cached."""
+    seeds = dict(spaces)
+    xy = report.joint_layout(_joint_spaces(tok, spaces), label(ref, seeds[ref]),
+                             persist=_persist(tok, *(m for m, _ in spaces)))
+    out = {m: xy[label(m, s)] for m, s in spaces}
+    for v in out.values():
+        v.setflags(write=False)
+    _ready_memo()[("joint", tok, spaces, ref)] = True
+    return out
+
+
+def joint_ready(tok: str, spaces: tuple[tuple[str, int | None], ...], ref: str) -> bool:
+    seeds = dict(spaces)
+    return _ready(("joint", tok, spaces, ref), lambda: report.joint_is_ready(_joint_spaces(tok, spaces),
+                                                                             label(ref, seeds[ref])))
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -20,10 +20,12 @@ Returned objects are shared by every session: never mutate them.
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -181,6 +183,166 @@ def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any],
     return spec, long, M.to_csv().encode()
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def agreement_grid(tok: str, ref: str, ref_seed: int | None, models: Spaces, k: int
+                   ) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(Vega-Lite spec, its data): per-item P@k between ``ref`` and each of ``models`` ((name, seed) pairs),
+    averaged over the models, drawn as a grid of verb-object forms x colours (each cell: the mean over its
+    instructions, i.e. the two determiners), values in the cells; one data row per instruction."""
+    md = data.metadata()
+    per = np.mean([data.per_item(tok, ref, ref_seed, m, s, k) for m, s in models], axis=0)
+    plot = pd.DataFrame({"instruction": INSTRUCTIONS, "form": md["verb"] + " … " + md["object"],
+                         "colour": md["colour"], "determiner": md["determiner"], "p": per})
+    forms, colours = list(dict.fromkeys(plot["form"])), list(dict.fromkeys(plot["colour"]))
+    mean_p = {"aggregate": "mean", "field": "p", "type": _Q}
+    enc = {"x": {"field": "colour", "type": _N, "sort": colours, "title": None, "axis": {"orient": "top",
+                                                                                           "labelAngle": 0}},
+           "y": {"field": "form", "type": _N, "sort": forms, "title": None, "axis": {"labelLimit": 200}}}
+    spec = {"height": 30 * len(forms), "encoding": enc, "layer": [
+        {"mark": "rect", "encoding": {
+            "color": {**mean_p, "title": f"P@{k}", "scale": {"scheme": "viridis", "domain": [0, 1]}},
+            "tooltip": [{"field": "form", "type": _N}, {"field": "colour", "type": _N},
+                        {**mean_p, "title": f"mean P@{k}", "format": ".3f"},
+                        {"aggregate": "count", "type": _Q, "title": "instructions"}]}},
+        {"mark": {"type": "text", "fontSize": 11},
+         "encoding": {"text": {**mean_p, "format": ".2f"},
+                      "color": {"condition": {"test": "datum['mean_p'] > 0.6", "value": "black"},
+                                "value": "white"}}}]}
+    return spec, plot
+
+
+# ------------------------------------------------------------------------------------------ Overview
+#: the reference rows drawn as marks across the headline figure (registry name -> what it stands for); the
+#: reference itself stands for its other seeds
+HEADLINE_REFERENCES = {"untrained-alm": "untrained agent", "bag-of-words": "bag-of-words",
+                       report.REFERENCE: "another agent seed"}
+PAPER_COLOUR = "#f4a259"  #: what the paper reports, drawn as a band
+#: the headline figure's legend: what each mark is, and its colour
+HEADLINE_KEY = {"P@k (dot), 95% bootstrap CI (bar)": "#1f4e9c", "range over agent seeds": "#6b8fd6",
+                "95% permutation band": "#b0b0b0", "paper's range for the family": PAPER_COLOUR,
+                "chance k/(n−1)": "#000000", "untrained agent": "#8c564b", "bag-of-words": "#7f7f7f",
+                "another agent seed": "#2ca02c"}
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def headline_figure(tok: str, ref: str, ref_seed: int | None, k: int) -> tuple[dict[str, Any], pd.DataFrame,
+                                                                              list[dict[str, Any]]]:
+    """(Vega-Lite spec, its data, the reference marks) of the Overview's headline: one row per model present
+    (kind "model"), P@k against ``ref`` seed ``ref_seed`` as a point with its 95% bootstrap CI (thick bar), the
+    min-max over the reference's seeds (thin bar below), the model's 95% permutation band (grey) and the paper's
+    reported range for its family (orange band); the analytic chance level and the reference rows (untrained agent,
+    bag-of-words, another seed of the reference: :data:`HEADLINE_REFERENCES`) as vertical rules across every row.
+
+    Every number comes from :func:`core.report.headline_table` (``data.headline``), nothing is recomputed. The
+    data has one row per model, in the table's order; the reference marks are the layer's inline values."""
+    table = data.headline(tok, ref, ref_seed, k)
+    pk = f"P@{k}"
+    rows = table[(table["kind"] == report.KIND_MODEL) & table["present"]]
+    plot = pd.DataFrame({"model": rows["model"], "family": rows["family"], "stands_for": rows["paper_family"],
+                         "p": rows[pk], "ci_low": rows["ci_low"], "ci_high": rows["ci_high"],
+                         "p_perm": rows["p_perm"], "null_low": rows["null_low"], "null_high": rows["null_high"],
+                         "seed_min": rows["seed_min"], "seed_max": rows["seed_max"], "seed_mean": rows["seed_mean"],
+                         "seed_sd": rows["seed_sd"], "paper_low": rows["paper_low"],
+                         "paper_high": rows["paper_high"], "paper": rows["paper"]}).reset_index(drop=True)
+    marks = []
+    for name, what in HEADLINE_REFERENCES.items():
+        r = table[(table["model"] == name) & table["present"]]
+        if len(r) and np.isfinite(r[pk].iloc[0]):
+            seed = r["seed"].iloc[0]
+            src = f"{name}, {seed}" if isinstance(seed, str) else data.label(name, None if pd.isna(seed) else
+                                                                               int(seed))
+            marks.append({"reference": what, "source": src, "p": float(r[pk].iloc[0])})
+    chance = float(table["chance"].iloc[0])
+    order = list(plot["model"])
+    x = {"type": _Q, "title": f"P@{k} with the agent ({data.label(ref, ref_seed)})",
+         "scale": {"domain": [0, 1], "nice": False}}
+    y = {"field": "model", "type": _N, "sort": order, "title": None, "axis": {"labelLimit": 220}}
+    fmt = lambda f, t: {"field": f, "type": _Q, "title": t, "format": ".3f"}  # noqa: E731
+    tooltip = [{"field": "model", "type": _N}, {"field": "family", "type": _N},
+               {"field": "stands_for", "type": _N, "title": "stands in for"}, fmt("p", f"P@{k}"),
+               fmt("ci_low", "95% CI low"), fmt("ci_high", "95% CI high"),
+               {"field": "p_perm", "type": _Q, "title": "permutation p", "format": ".4f"},
+               fmt("null_low", "null 2.5%"), fmt("null_high", "null 97.5%"), fmt("seed_mean", "agent seeds: mean"),
+               fmt("seed_sd", "agent seeds: sd"), fmt("seed_min", "agent seeds: min"),
+               fmt("seed_max", "agent seeds: max"), {"field": "paper", "type": _N, "title": "paper (reported)"}]
+    keys = list(HEADLINE_KEY)
+    keys[0] = f"P@{k} (dot), 95% bootstrap CI (bar)"
+    legend = {"title": None, "orient": "bottom", "columns": 4, "symbolType": "stroke", "symbolStrokeWidth": 3,
+              "symbolOpacity": 1,
+              "labelLimit": 320}
+    scale = {"domain": keys, "range": list(HEADLINE_KEY.values())}
+
+    colour = {"field": "key", "type": _N, "scale": scale, "legend": legend}  # one legend explains every mark
+
+    def keyed(i: int, *fields: str) -> list[dict[str, Any]]:
+        """A layer's transforms: rows with every field valid, labelled with legend entry i."""
+        valid = [{"filter": " && ".join(f"isValid(datum.{f})" for f in fields)}] if fields else []
+        return [*valid, {"calculate": json.dumps(keys[i]), "as": "key"}]
+
+    layers: list[dict[str, Any]] = [
+        {"transform": keyed(3, "paper_low", "paper_high"), "mark": {"type": "bar", "opacity": 0.35},
+         "encoding": {"y": y, "x": {**x, "field": "paper_low"}, "x2": {"field": "paper_high"}, "color": colour,
+                      "tooltip": [{"field": "paper", "type": _N, "title": "paper (reported)"}]}},
+        {"transform": keyed(2, "null_low", "null_high"), "mark": {"type": "bar", "opacity": 0.6,
+                                                                  "height": {"band": 0.5}},
+         "encoding": {"y": y, "x": {**x, "field": "null_low"}, "x2": {"field": "null_high"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"data": {"values": [{"chance": chance, "key": keys[4]}]},
+         "mark": {"type": "rule", "strokeDash": [1, 3], "strokeWidth": 1.5},
+         "encoding": {"x": {**x, "field": "chance"}, "color": colour, "tooltip": [fmt("chance", "chance k/(n−1)")]}},
+    ]
+    if marks:
+        layers.append({"data": {"values": marks}, "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
+                       "encoding": {"x": {**x, "field": "p"}, "color": {**colour, "field": "reference"},
+                                    "tooltip": [{"field": "reference", "type": _N},
+                                                {"field": "source", "type": _N, "title": "row"},
+                                                fmt("p", f"P@{k}")]}})
+    layers += [
+        {"transform": keyed(1, "seed_min", "seed_max"), "mark": {"type": "rule", "strokeWidth": 1.5, "yOffset": 9},
+         "encoding": {"y": y, "x": {**x, "field": "seed_min"}, "x2": {"field": "seed_max"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"transform": keyed(0, "ci_low", "ci_high"), "mark": {"type": "rule", "strokeWidth": 4},
+         "encoding": {"y": y, "x": {**x, "field": "ci_low"}, "x2": {"field": "ci_high"}, "color": colour,
+                      "tooltip": tooltip}},
+        {"transform": keyed(0), "mark": {"type": "point", "filled": True, "size": 110, "opacity": 1},
+         "encoding": {"y": y, "x": {**x, "field": "p"}, "color": colour, "tooltip": tooltip}},
+    ]
+    spec = {"height": 70 + 46 * max(1, len(plot)), "layer": layers}
+    return spec, plot, marks
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def success_figure(tok: str, group: str = "verb_object") -> tuple[dict[str, Any], pd.DataFrame, bytes]:
+    """(Vega-Lite spec, its data, the data as CSV): every shipped agent's task success, overall and per ``group``
+    of instructions (:func:`core.report.agent_success_by`), one dot per agent (the seeds of a variant share its
+    colour), with the paper's reported success range as a band. Empty data when no manifest records it."""
+    long = data.agent_success_by(tok, group)
+    plot = long[np.isfinite(long["success"].astype(float))].reset_index(drop=True)
+    levels = ["overall", *sorted(set(plot["level"]) - {"overall"})]
+    variants = list(dict.fromkeys([report.REFERENCE, *sorted(plot["variant"])])) if len(plot) else []
+    variants = [v for v in variants if v in set(plot["variant"])]
+    lo = float(min(report.PAPER_SUCCESS[0], plot["success"].min() if len(plot) else 1.0))
+    x = {"type": _Q, "title": "success (fraction of evaluation episodes)", "axis": {"format": ".0%"},
+         "scale": {"domain": [max(0.0, np.floor(lo * 20) / 20 - 0.05), 1.0], "nice": False}}
+    y = {"field": "level", "type": _N, "sort": levels, "title": None}
+    colour = {"field": "variant", "type": _N, "title": "agent", "sort": variants,
+              "scale": {"domain": variants, "range": PALETTE[:len(variants)] or PALETTE[:1]},
+              "legend": {"orient": "right"}}
+    paper = {"lo": report.PAPER_SUCCESS[0], "hi": report.PAPER_SUCCESS[1], "what": "the paper's reported range"}
+    spec = {"height": 40 + 28 * len(levels), "layer": [
+        {"data": {"values": [paper]}, "mark": {"type": "rect", "color": PAPER_COLOUR, "opacity": 0.3},
+         "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"},
+                      "tooltip": [{"field": "what", "type": _N, "title": "band"},
+                                  {"field": "lo", "type": _Q, "format": ".2f"},
+                                  {"field": "hi", "type": _Q, "format": ".2f"}]}},
+        {"mark": {"type": "point", "filled": True, "size": 60, "opacity": 0.85},
+         "encoding": {"x": {**x, "field": "success"}, "y": y, "color": colour,
+                      "yOffset": {"field": "variant", "type": _N, "sort": variants},
+                      "tooltip": [{"field": "agent", "type": _N}, {"field": "level", "type": _N, "title": group},
+                                  {"field": "success", "type": _Q, "format": ".3f"}]}}]}
+    return spec, plot, plot.to_csv(index=False).encode()
+
+
 # ------------------------------------------------------------------------------------------ Procrustes UMAP
 OVERLAY_COLOURS = ("#1f4e9c", "#e8710a")  # reference, other model
 FACTOR_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
@@ -200,6 +362,42 @@ def umap_alignment(tok: str, spaces: Spaces, ref: str) -> tuple[projection.Align
     return projection.align_layouts(raw, reference=ref, scale="match"), raw
 
 
+#: the Procrustes page's layouts: the joint layout (default), or each space's own UMAP aligned in 2-D
+LAYOUTS = {"joint": "joint: full-space Procrustes, then one UMAP", "own": "each space's own UMAP"}
+#: Plotly's "Viridis" as its validation writes it (the figures here are not validated when built)
+VIRIDIS = plotly.colors.get_colorscale("Viridis")
+PK = "P@k"  #: colouring by per-item P@k with the reference (the other colourings are the factors)
+TOP_MOVERS = 15  #: the overlay's lines join the positions of the top movers when nothing is selected
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def umap_joint(tok: str, spaces: Spaces, ref: str) -> projection.AlignedLayouts:
+    """Every space's position in the joint layout around ``ref`` (:func:`core.report.joint_layout`: full-space
+    Procrustes onto the reference, then one UMAP of the stacked aligned spaces). It must be ready or computable
+    (the page shows the spinner while it is computed)."""
+    layouts = data.joint_layout(tok, spaces, ref)
+    return projection.AlignedLayouts(reference=ref, method="joint", layouts=layouts, rotation={}, scale={},
+                                     disparity={}, conventions=projection.JOINT_CONVENTIONS)
+
+
+def aligned(tok: str, spaces: Spaces, ref: str, method: str) -> projection.AlignedLayouts:
+    """The layouts a Procrustes figure draws: ``method`` "joint" (:func:`umap_joint`) or "own"
+    (:func:`umap_alignment`)."""
+    if method not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {method!r}")
+    return umap_joint(tok, spaces, ref) if method == "joint" else umap_alignment(tok, spaces, ref)[0]
+
+
+def panel_precision(tok: str, spaces: Spaces, ref: str, k: int) -> dict[str, np.ndarray]:
+    """Space name -> (n,) per-item P@k with the reference (:func:`ui.data.per_item`); the reference's own entry
+    is the mean over the other spaces (all ones when it is alone): where on its map the others keep its
+    neighbourhoods."""
+    seeds = dict(spaces)
+    out = {m: data.per_item(tok, ref, seeds[ref], m, s, k) for m, s in spaces if m != ref}
+    out[ref] = np.mean(list(out.values()), axis=0) if out else np.ones(N)
+    return out
+
+
 def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     md = data.metadata()
     levels = list(dict.fromkeys(md[colour_by]))
@@ -210,11 +408,13 @@ def _factor_colours(colour_by: str) -> tuple[list[str], dict[str, str]]:
     return [cmap[v] for v in md[colour_by]], cmap
 
 
-def _points(xy: np.ndarray, name: str, colours: list[str] | str, sel: tuple[int, ...], size: int = 7,
-            **marker: Any) -> dict[str, Any]:
-    """One space's 108 instructions; hover = the instruction; customdata = its index (for selections)."""
+def _points(xy: np.ndarray, name: str, colours: list[str] | str | np.ndarray, sel: tuple[int, ...], size: int = 7,
+            hover: str = "", **marker: Any) -> dict[str, Any]:
+    """One space's 108 instructions; hover = the instruction (then ``hover``, a Plotly hover template);
+    customdata = its index (for selections)."""
     tr = _scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=INSTRUCTIONS, customdata=np.arange(N),
-                  hovertemplate="%{text}<extra>" + name + "</extra>", marker=dict(color=colours, size=size, **marker))
+                  hovertemplate="%{text}" + hover + "<extra>" + name + "</extra>",
+                  marker=dict(color=colours, size=size, **marker))
     if sel:
         tr.update(selectedpoints=list(sel), unselected=dict(marker=dict(opacity=0.15)))
     return tr
@@ -271,43 +471,75 @@ def selected_indices(event: Any) -> list[int]:
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tuple[int, ...]) -> go.Figure:
-    """Small multiples: one panel per space (aligned to ``ref``), points coloured by the factor ``colour_by``,
-    the instructions in ``sel`` highlighted in every panel."""
-    al, _ = umap_alignment(tok, spaces, ref)
-    colours, cmap = _factor_colours(colour_by)
+def umap_multiples(tok: str, spaces: Spaces, ref: str, colour_by: str, sel: tuple[int, ...], method: str = "own",
+                   k: int = 15) -> go.Figure:
+    """Small multiples: one panel per space (``method``: the joint layout or each space's own, see
+    :func:`aligned`), points coloured by the factor ``colour_by`` or, for :data:`PK`, by per-item P@k with the
+    reference (:func:`panel_precision`, one colour scale 0..1 for every panel); the instructions in ``sel``
+    highlighted in every panel."""
+    al = aligned(tok, spaces, ref, method)
     cols = min(3, len(spaces))
     rows = int(np.ceil(len(spaces) / cols))
-    titles = [data.label(m, s) + (" (reference)" if m == ref else f" · 2-D disparity {al.disparity[m]:.2f}")
-              for m, s in spaces]
+    by_pk = colour_by == PK
+    if by_pk:
+        pk = panel_precision(tok, spaces, ref, k)
+        others = len(spaces) - 1
+        titles = [data.label(m, s) + (f" (reference; mean of {others})" if m == ref and others > 1 else
+                                      " (reference)" if m == ref else f" · P@{k} {pk[m].mean():.2f}")
+                  for m, s in spaces]
+    else:
+        colours, cmap = _factor_colours(colour_by)
+        titles = [data.label(m, s) + (" (reference)" if m == ref else
+                                      f" · 2-D disparity {al.disparity[m]:.2f}" if method == "own" else "")
+                  for m, s in spaces]
     traces = []
     for j, (m, s) in enumerate(spaces):
         ax = _axis_suffix(j)
-        traces.append(_points(al.layouts[m], data.label(m, s), colours, sel) |
-                      dict(xaxis=f"x{ax}", yaxis=f"y{ax}", showlegend=False))
-    for lv, c in cmap.items():  # legend only
-        traces.append(_scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
-                               legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
+        if by_pk:
+            tr = _points(al.layouts[m], data.label(m, s), pk[m], sel, hover=f"<br>P@{k} %{{marker.color:.2f}}",
+                         coloraxis="coloraxis")
+        else:
+            tr = _points(al.layouts[m], data.label(m, s), colours, sel)
+        traces.append(tr | dict(xaxis=f"x{ax}", yaxis=f"y{ax}", showlegend=False))
     layout = _grid(rows, cols, titles, hspace=0.03, vspace=0.08)
-    layout.update(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso",
-                  legend=dict(title=dict(text=colour_by), orientation="h", y=-0.02), clickmode="event+select")
+    layout.update(height=330 * rows, margin=dict(l=5, r=5, t=40, b=5), dragmode="lasso", clickmode="event+select")
+    if by_pk:
+        layout["coloraxis"] = dict(colorscale=VIRIDIS, cmin=0, cmax=1, colorbar=dict(
+            title=dict(text=f"P@{k}", side="right"), thickness=12, len=min(1.0, 330 / layout["height"] + 0.1)))
+    else:
+        for lv, c in cmap.items():  # legend only
+            traces.append(_scatter(x=[None], y=[None], mode="markers", name=str(lv), marker=dict(color=c, size=9),
+                                   legendgroup=str(lv), showlegend=True, hoverinfo="skip"))
+        layout["legend"] = dict(title=dict(text=colour_by), orientation="h", y=-0.02)
     return _figure(traces, layout)
 
 
+def top_movers(al: projection.AlignedLayouts, other: str, n: int = TOP_MOVERS) -> list[int]:
+    """The ``n`` instructions that moved most between the reference and ``other`` in the aligned layouts
+    (relative displacement, :func:`core.projection.displacement_table`), largest first."""
+    pair = projection.AlignedLayouts(reference=al.reference, method=al.method,
+                                     layouts={al.reference: al.layouts[al.reference], other: al.layouts[other]},
+                                     rotation={}, scale={}, disparity={})
+    return [int(i) for i in projection.displacement_table(pair)["item"][:n]]
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
-def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int, ...]) -> go.Figure:
-    """``ref``'s and ``other``'s aligned layouts in one panel, one colour per model, a grey line joining each
-    instruction's two positions (only the selected instructions' when there is a selection). Not coloured by a
-    factor: here the question is how far each instruction moved, and a new colouring need not redraw it."""
-    al, _ = umap_alignment(tok, spaces, ref)
+def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int, ...], method: str = "own"
+                 ) -> go.Figure:
+    """``ref``'s and ``other``'s layouts (``method``, see :func:`aligned`) in one panel, one colour per model,
+    a grey line joining the two positions of each selected instruction or, without a selection, of the
+    :data:`TOP_MOVERS` instructions that moved most. Not coloured by a factor: here the question is
+    how far each instruction moved, and a new colouring need not redraw it."""
+    al = aligned(tok, spaces, ref, method)
     seeds = dict(spaces)
     A, B = al.layouts[ref], al.layouts[other]
-    idx = list(sel) if sel else list(range(N))
+    idx = list(sel) if sel else top_movers(al, other)
     lx, ly = np.full(3 * len(idx), np.nan), np.full(3 * len(idx), np.nan)
     lx[0::3], lx[1::3] = A[idx, 0], B[idx, 0]
     ly[0::3], ly[1::3] = A[idx, 1], B[idx, 1]
-    traces = [_scatter(x=lx, y=ly, mode="lines", line=dict(color="#bbbbbb", width=1), hoverinfo="skip",
-                       name="same instruction"),
+    what = "selected" if sel else f"top {len(idx)} movers"
+    traces = [_scatter(x=lx, y=ly, mode="lines", line=dict(color="#888888", width=1.2), hoverinfo="skip",
+                       name=f"same instruction ({what})"),
               _points(A, data.label(ref, seeds[ref]), OVERLAY_COLOURS[0], sel, size=8, symbol="circle"),
               _points(B, data.label(other, seeds[other]), OVERLAY_COLOURS[1], sel, size=8, symbol="x")]
     return _figure(traces, dict(height=520, margin=dict(l=5, r=5, t=10, b=5), legend=dict(orientation="h"),
@@ -315,10 +547,13 @@ def umap_overlay(tok: str, spaces: Spaces, ref: str, other: str, sel: tuple[int,
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5) -> tuple[pd.DataFrame, list[str], bytes, bytes]:
+def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5, method: str = "own"
+                ) -> tuple[pd.DataFrame, list[str], bytes, bytes]:
     """(displacement table: one row per instruction, one column per aligned space plus their mean, largest
-    first; its space columns; the table as CSV; every space's raw and aligned coordinates as CSV)."""
-    al, raw = umap_alignment(tok, spaces, ref)
+    first; its space columns; the table as CSV; every space's coordinates in the ``method`` layouts, and for
+    "own" also before the 2-D alignment, as CSV)."""
+    al = aligned(tok, spaces, ref, method)
+    raw = umap_alignment(tok, spaces, ref)[1] if method == "own" else {}
     seeds = dict(spaces)
     md = data.metadata()
     disp = projection.displacement_table(al, k=k)
@@ -333,8 +568,9 @@ def umap_tables(tok: str, spaces: Spaces, ref: str, k: int = 5) -> tuple[pd.Data
         dt[f] = md[f]
     dt = dt.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
     coords = pd.concat([pd.DataFrame({"instruction": INSTRUCTIONS, "space": data.label(m, s),
-                                      "reference": data.label(ref, seeds[ref]), "x_aligned": al.layouts[m][:, 0],
-                                      "y_aligned": al.layouts[m][:, 1], "x_umap": raw[m][:, 0],
-                                      "y_umap": raw[m][:, 1], **{f: md[f] for f in FACTORS}})
+                                      "reference": data.label(ref, seeds[ref]), "layout": method,
+                                      "x_aligned": al.layouts[m][:, 0], "y_aligned": al.layouts[m][:, 1],
+                                      **({"x_umap": raw[m][:, 0], "y_umap": raw[m][:, 1]} if raw else {}),
+                                      **{f: md[f] for f in FACTORS}})
                         for m, s in spaces], ignore_index=True)
     return dt, cols, dt.to_csv(index=False).encode(), coords.to_csv(index=False).encode()

@@ -26,11 +26,14 @@ N = len(INSTRUCTIONS)
 DEFAULT_INSTRUCTION = INSTRUCTIONS[0]
 DEFAULT_K = 15
 FACTORS = ("verb", "colour", "object", "determiner")
+COLOUR_BY = (*FACTORS, "P@k")  #: Procrustes colourings: a factor, or per-item P@k with the reference
+LAYOUTS = ("joint", "own")  #: Procrustes layouts: joint (one UMAP of the aligned spaces) or each space's own
 VIEWS = ("room", "agent")
 
 #: canonical key -> query parameter name
 GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
-PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step"}
+PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
+               "layout": "layout"}
 ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
 _LAST = "_qp_last"
 _WARN = "_qp_warnings"
@@ -85,7 +88,7 @@ def parse_models(value: str, known: list[str]) -> tuple[list[str], list[str]]:
 def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
-            "colour_by": "verb", "step": 0}
+            "colour_by": "verb", "step": 0, "layout": "joint"}
 
 
 def init(ctx: dict[str, Any]) -> None:
@@ -139,9 +142,13 @@ def apply_query(ctx: dict[str, Any]) -> None:
                     raise ValueError(f"view must be one of {', '.join(VIEWS)}")
                 ss["view"] = raw
             elif key == "colour_by":
-                if raw not in FACTORS:
-                    raise ValueError(f"colour_by must be one of {', '.join(FACTORS)}")
+                if raw not in COLOUR_BY:
+                    raise ValueError(f"colour_by must be one of {', '.join(COLOUR_BY)}")
                 ss["colour_by"] = raw
+            elif key == "layout":
+                if raw not in LAYOUTS:
+                    raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
+                ss["layout"] = raw
             elif key == "ref":
                 if raw not in ctx["known_models"]:
                     raise ValueError("unknown reference model; known models are listed on the Overview page")

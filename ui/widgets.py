@@ -20,7 +20,7 @@ def setup(page_keys: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     state.init(ctx)
     state.apply_query(ctx)
     for msg in state.pop_warnings():
-        st.warning(msg, icon="⚠️")
+        st.warning(msg, icon=":material/warning:")
     st.session_state["_page_keys"] = list(page_keys)
     state.write_query(list(page_keys))
     return tok, ctx
