@@ -16,9 +16,11 @@ STAGES: dict[str, tuple[str, str]] = {
     "evaluate": ("core.train", "evaluate a trained agent's success per instruction"),
     "embed-agent": ("core.agent", "extract an agent's 108 x 128 instruction embeddings"),
     "embed": ("core.embedders.cli", "compute reference-model embeddings (language / vision-language models)"),
+    "layers": ("core.embedders.layers", "layer sweeps: every hidden state of the reference models (assets/layers)"),
     "baselines": ("core.baselines", "compute control embeddings (bag-of-words, factors, random, untrained agent)"),
     "metrics": ("core.metrics_cli", "P@k, Procrustes, CKA, RSA tables for the embeddings present"),
     "controls": ("core.controls", "alignment beyond lexical overlap, per-factor analysis, trained vs untrained"),
+    "multiverse": ("core.multiverse", "P@15 over every analysis choice (layers, pooling, preprocessing, subsets)"),
     "report": ("core.report", "precompute the dashboard's artefacts (UMAP layouts, nulls) into assets/report"),
 }
 

@@ -82,6 +82,10 @@ FACTOR_CONVENTIONS = (
     "per factor: LOO nearest-centroid accuracy (rows L2-normalised, level centroids without the item, assign the "
     "level of highest cosine); chance = 1/L (uniform guess), majority = largest level share; eta^2 = between-level "
     "SS / total SS of the L2-normalised rows, null expectation (L-1)/(n-1)")
+SHARE_CONVENTIONS = (
+    "neighbour-factor share at k = {k}: per item, the share of its k nearest neighbours (cosine on raw rows, self "
+    "excluded, ties to the smaller index) with the item's level of the factor, averaged over items; chance = mean "
+    "over items of (#items with that level - 1)/(n - 1) (a uniformly random neighbour set); ratio = share/chance")
 TVU_CONVENTIONS = (
     "difference = mean_s metric(trained_s, B) - mean_s metric(untrained_s, B) on all items; percentile "
     "bootstrap CI over items (paired: same resample for every space); P@k-type metrics: per-item values fixed "
@@ -278,6 +282,71 @@ def factor_separation(X, metadata: pd.DataFrame | None = None, factors: Sequence
     df = pd.DataFrame(rows)
     df.attrs["conventions"] = FACTOR_CONVENTIONS
     return df
+
+
+def _factor_metadata(instructions: Sequence[str] | None, n: int) -> pd.DataFrame:
+    from .instructions import metadata as _meta
+
+    meta = _meta(instructions)
+    if len(meta) != n:
+        raise M.MetricInputError(f"{len(meta)} instructions for {n} rows: give the instructions of the rows, "
+                                 "in order")
+    return meta
+
+
+def neighbour_factor_shares(X, k: int = 15, instructions: Sequence[str] | None = None,
+                            factors: Sequence[str] = FACTORS, per_item: bool = False) -> pd.DataFrame:
+    """What organises a space: per factor, the share of each item's k nearest neighbours with the item's level.
+
+    Neighbours: :func:`core.metrics.neighbours` (cosine on raw rows, self excluded, ties to the smaller index).
+    ``instructions``: the instruction of each row, in order (default: ``instruction_set()``).
+
+    Returns one row per factor with columns ``factor`` (verb / determiner / colour / object), ``share`` (mean over
+    items of the share of its k neighbours that have the same level), ``chance`` (the expected share for a
+    uniformly random neighbour set: mean over items of (#items with the item's level - 1) / (n - 1)) and
+    ``ratio`` = share / chance. A space organised only by one factor gives share 1 for it (when k is below the
+    level size). With ``per_item=True``: one row per (item, factor) with ``instruction, factor, level, share,
+    chance``.
+    """
+    X = M.check_space(X)
+    n = X.shape[0]
+    k = M.check_k(k, n)
+    meta = _factor_metadata(instructions, n)
+    idx = M.neighbours(X, k)
+    rows, items = [], []
+    for f in factors:
+        levels, y = np.unique(np.asarray(meta[f]), return_inverse=True)
+        share = (y[idx] == y[:, None]).mean(axis=1)
+        chance = (np.bincount(y)[y] - 1) / (n - 1)
+        if per_item:
+            items.append(pd.DataFrame({"instruction": meta["instruction"].to_numpy(), "factor": f,
+                                       "level": levels[y], "share": share, "chance": chance}))
+        else:
+            rows.append({"factor": f, "share": float(share.mean()), "chance": float(chance.mean()),
+                         "ratio": float(share.mean() / chance.mean()) if chance.mean() > 0 else float("nan")})
+    out = pd.concat(items, ignore_index=True) if per_item else pd.DataFrame(rows)
+    out.attrs["conventions"] = SHARE_CONVENTIONS.format(k=k)
+    return out
+
+
+def space_organisation(X, k: int = 15, instructions: Sequence[str] | None = None,
+                       factors: Sequence[str] = FACTORS) -> pd.DataFrame:
+    """One row per factor combining :func:`factor_separation` and :func:`neighbour_factor_shares`.
+
+    Columns: ``factor``, ``n_levels``, ``eta2`` (between-level share of variance of the L2-normalised rows) and
+    ``eta2_null`` ((L-1)/(n-1)), ``loo_acc`` (LOO nearest-centroid accuracy, cosine) and ``loo_chance`` (1/L),
+    ``share``, ``share_chance`` and ``share_ratio`` (neighbour-factor shares at this k).
+    """
+    X = M.check_space(X)
+    meta = _factor_metadata(instructions, X.shape[0])
+    fs = factor_separation(X, metadata=meta, factors=factors)
+    sh = neighbour_factor_shares(X, k, instructions, factors)
+    out = fs.rename(columns={"loo_centroid_acc": "loo_acc", "chance": "loo_chance"}).merge(
+        sh.rename(columns={"chance": "share_chance", "ratio": "share_ratio"}), on="factor", how="left")
+    out = out[["factor", "n_levels", "eta2", "eta2_null", "loo_acc", "loo_chance", "share", "share_chance",
+               "share_ratio"]]
+    out.attrs["conventions"] = FACTOR_CONVENTIONS + " | " + SHARE_CONVENTIONS.format(k=k)
+    return out
 
 
 def _loo_centroid_acc(U: np.ndarray, y: np.ndarray, L: int) -> float:

@@ -350,18 +350,71 @@ def mutual_knn_jaccard(A, B, k: int, per_item: bool = False) -> float | np.ndarr
     return j if per_item else float(j.mean())
 
 
+def neighbour_sets(X, k: int) -> np.ndarray:
+    """(n, n) bool k-NN membership matrix: entry [i, j] is True iff j is one of the k nearest neighbours of i.
+
+    The neighbours are exactly those of :func:`neighbours` (cosine on raw rows, self excluded, rounded
+    similarities, ties to the smaller index); every row has k True entries and a False diagonal.
+    """
+    idx = neighbours(X, k)
+    n = idx.shape[0]
+    sets = np.zeros((n, n), dtype=bool)
+    sets[np.arange(n)[:, None], idx] = True
+    return sets
+
+
+def _stack_sets(sets, k: int, name: str) -> np.ndarray:
+    S = np.asarray(sets)
+    if S.dtype != bool:
+        raise MetricInputError(f"{name} must be boolean k-NN membership matrices (core.metrics.neighbour_sets)")
+    if S.ndim == 2:
+        S = S[None]
+    if S.ndim != 3 or S.shape[1] != S.shape[2]:
+        raise MetricInputError(f"{name} must have shape (n, n) or (m, n, n); got {S.shape}")
+    k = check_k(k, S.shape[1])
+    if S.shape[0] and not (S.sum(axis=2) == k).all():
+        raise MetricInputError(f"{name}: every row must hold exactly k = {k} neighbours (sets computed at "
+                               "another k?)")
+    return S
+
+
+def precision_from_sets(sets_a, sets_b, k: int) -> np.ndarray:
+    """P@k of every pair of spaces from their precomputed k-NN membership matrices.
+
+    ``sets_a`` (a, n, n) or (n, n) and ``sets_b`` (b, n, n) or (n, n), each from :func:`neighbour_sets` at this
+    ``k`` -> (a, b) float64 array, entry = sum_i |N_A^k(i) ∩ N_B^k(i)| / (n k): the same number as
+    :func:`precision_at_k` of the two spaces (conventions: module docstring). One neighbour ranking per space,
+    then one matrix product for all pairs: the fast path for many pairs (a layer or analysis sweep).
+    """
+    A, B = _stack_sets(sets_a, k, "sets_a"), _stack_sets(sets_b, k, "sets_b")
+    n = A.shape[1]
+    if B.shape[1] != n:
+        raise MetricInputError(f"sets_a are for {n} items, sets_b for {B.shape[1]}: the spaces must share items")
+    ftype = np.float32 if n * n < (1 << 24) else np.float64  # integer counts stay exact
+    counts = A.reshape(A.shape[0], n * n).astype(ftype) @ B.reshape(B.shape[0], n * n).T.astype(ftype)
+    return np.rint(counts).astype(np.float64) / (n * k)
+
+
+def precision_cross(spaces_a: Sequence[np.ndarray], spaces_b: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """(len(spaces_a), len(spaces_b)) array of P@k between every space of ``spaces_a`` and every one of
+    ``spaces_b`` (all with the same items in the same order): each space is ranked once."""
+    sa = [neighbour_sets(X, k) for X in spaces_a]
+    sb = [neighbour_sets(X, k) for X in spaces_b]
+    if not sa or not sb:
+        raise MetricInputError("precision_cross needs at least one space on each side")
+    return precision_from_sets(np.stack(sa), np.stack(sb), k)
+
+
 @_small_blas
 def precision_matrix(spaces: Mapping[str, np.ndarray], k: int) -> pd.DataFrame:
     """N x N DataFrame of P@k between every pair of named spaces (symmetric, diagonal 1)."""
     names = list(spaces)
-    ranks = {m: _rank_matrix(check_space(spaces[m], m)) for m in names}
+    X = {m: check_space(spaces[m], m) for m in names}
     n = _same_n(spaces)
     k = check_k(k, n)
-    M = np.eye(len(names))
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            p = (np.maximum(ranks[names[a]], ranks[names[b]]) < k).sum() / (n * k)
-            M[a, b] = M[b, a] = p
+    sets = np.stack([neighbour_sets(X[m], k) for m in names])
+    M = precision_from_sets(sets, sets, k)
+    np.fill_diagonal(M, 1.0)
     return pd.DataFrame(M, index=names, columns=names)
 
 
@@ -812,7 +865,8 @@ def pairwise_metrics(spaces: Mapping[str, np.ndarray], ks: Sequence[int] = (1, 5
 __all__ = [
     "DECIMALS", "MetricInputError", "check_space", "check_pair", "check_k", "chance_precision",
     "cosine_similarity", "neighbours", "precision_curve", "per_item_counts", "per_item_precision",
-    "precision_at_k", "mutual_knn_jaccard", "precision_matrix", "PermutationNull", "permutation_null",
+    "precision_at_k", "mutual_knn_jaccard", "neighbour_sets", "precision_from_sets", "precision_cross",
+    "precision_matrix", "PermutationNull", "permutation_null",
     "BootstrapCI", "bootstrap_ci", "ProcrustesResult", "procrustes", "cka", "rdm", "rsa", "SeedSpread",
     "seed_spread", "PairwiseMetrics", "pairwise_metrics",
 ]

@@ -7,6 +7,8 @@ Public names (importing this package imports no torch/transformers/open_clip; th
 * :func:`load_seeds` (name) -> {seed: array}
 * :func:`available` -> names with embeddings present (shipped or computed here)
 * :func:`embed` (name, instructions=None, **options) -> (array, manifest): computes (cached)
+* :func:`load_layers` (name, pooling="mean") -> float32 (n_layers, n, d): every hidden state of a reference model
+  (shipped in ``assets/layers``); :func:`layer_sweeps` -> DataFrame of the sweeps (``core.embedders.layers``)
 * errors: :class:`UnknownModelError`, :class:`NotComputedError`, :class:`MissingWeightsError`,
   :class:`BadOptionError` (all subclasses of :class:`EmbedderError`)
 
@@ -17,10 +19,11 @@ from __future__ import annotations
 from .compute import embed
 from .errors import BadOptionError, EmbedderError, MissingWeightsError, NotComputedError, UnknownModelError
 from .files import available, load_embeddings, load_seeds
+from .layers import layer_sweeps, load_layers
 from .registry import FAMILIES, POOLINGS, TABLE, ModelSpec
 
-__all__ = ["registry", "load_embeddings", "load_seeds", "available", "embed", "ModelSpec", "TABLE", "FAMILIES",
-           "POOLINGS", "EmbedderError", "UnknownModelError", "NotComputedError", "MissingWeightsError",
+__all__ = ["registry", "load_embeddings", "load_seeds", "available", "embed", "load_layers", "layer_sweeps",
+           "ModelSpec", "TABLE", "FAMILIES", "POOLINGS", "EmbedderError", "UnknownModelError", "NotComputedError", "MissingWeightsError",
            "BadOptionError"]
 
 COLUMNS = ["name", "family", "paper_family", "source", "loader", "model_id", "default_pooling", "default_layer",
