@@ -29,6 +29,7 @@ PAGES = {
     "neighbours": st.Page("pages/neighbours.py", title="Neighbours", icon="🔎", url_path="neighbours"),
     "precision": st.Page("pages/precision.py", title="P@k", icon="📈", url_path="precision"),
     "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon="🗺️", url_path="procrustes"),
+    "why": st.Page("pages/why.py", title="Why they align", icon="❓", url_path="why"),
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run

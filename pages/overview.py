@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import NotComputedError
-from ui import data
+from ui import data, why
 from ui.widgets import finish, setup
 
 tok, ctx = setup()
@@ -64,6 +64,7 @@ else:
     if len(models):
         st.subheader("Language and vision-language models")
         st.dataframe(fmt(models), hide_index=True, column_config=num, key="headline_models")
+        why.overview_line(tok, ctx, ref_seed)
     else:
         st.info("No language or vision-language model has embeddings in `assets/` yet (see the inventory below "
                 "for the commands that compute them).")

@@ -1,0 +1,498 @@
+"""Cached loaders and figures of the "Why they align" page, and the Overview's line on what learning does.
+
+The work is done in :mod:`core.why`, :mod:`core.dynamics`, :mod:`core.controls` and :mod:`core.multiverse`
+(kept in the shared store); here the results are held per server (``st.cache_resource``: never mutate them) and
+drawn as Vega-Lite specs (plain dicts, as :mod:`ui.figures`). Every loader takes ``tok`` (the app's fingerprint
+of the embedding files, :func:`ui.data.token`) and/or ``xtok`` (:func:`token`: ``tok`` plus the trajectory and
+multiverse files), so a newly shipped trajectory or multiverse is picked up without a restart.
+
+A *space* is ``(name, seed, step)``: a shipped embedding (``step`` None, read by :func:`ui.data.space`) or the
+snapshot at ``step`` of the recorded trajectory of agent ``name`` seed ``seed``.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import metrics, report
+from core import why as W
+from ui import data, figures
+from ui.state import FACTORS, INSTRUCTIONS, N
+
+Space = tuple[str, "int | None", "int | None"]
+_Q, _N = "quantitative", "nominal"
+AXIS_EXTENT = 48  #: fixed y-axis width (px), so that charts stacked on one step axis line up
+MULTIVERSE_BINS = np.linspace(0.0, 1.0, 51)  #: histogram bins of P@k over analysis choices (width 0.02)
+METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
+
+
+def token(tok: str) -> str:
+    """``tok`` plus a fingerprint of the trajectory and multiverse files (names, sizes, mtimes)."""
+    from core import dynamics, multiverse
+
+    parts = [tok, *data._scan(dynamics.trajectories_dir(), "*.json")]
+    if hasattr(multiverse, "multiverse_dir"):  # TODO(merge): always, once branch multiverse's run is in
+        parts += data._scan(multiverse.multiverse_dir(), "*.*")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def untrained_name(agent: str) -> str:
+    return f"untrained-{agent}"
+
+
+def record_command(ctx: dict[str, Any], agent: str, seed: int) -> str:
+    """The command that records a trajectory of ``agent`` seed ``seed``: the shipped run's own command (from its
+    manifest) with ``--record``, else the generic one."""
+    try:
+        cmd = str(store_manifest(agent, seed).get("command") or "")
+    except (OSError, ValueError):
+        cmd = ""
+    if not cmd:
+        return f"python -m core train --seed {seed} --record   # shipped runs: bash scripts/train_shipped.sh"
+    return cmd if "--record" in cmd else f"{cmd} --record"
+
+
+def store_manifest(agent: str, seed: int) -> dict[str, Any]:
+    from core import store
+
+    p = store.assets_dir() / "agents" / f"{store.embedding_file_name(agent, seed)}.json"
+    return store.read_json(p) if p.exists() else {}
+
+
+# ------------------------------------------------------------------------------------------ trajectories
+@st.cache_data(max_entries=8, show_spinner=False)
+def trajectory_seeds(xtok: str, agent: str) -> list[int]:
+    """Seeds of ``agent`` with a recorded trajectory."""
+    from core import dynamics
+
+    return [s for n, s in dynamics.available() if n == agent]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def trajectory(xtok: str, agent: str, seed: int):
+    """:func:`core.dynamics.load_trajectory` (raises TrajectoryError, not cached), checked against the 108."""
+    from core import dynamics
+
+    t = dynamics.load_trajectory(agent, seed)
+    if t.instructions != INSTRUCTIONS:
+        raise dynamics.TrajectoryError(f"trajectory {t.stem} was recorded on another instruction set "
+                                       f"({len(t.instructions)} instructions); the dashboard shows the 108")
+    for a in (t.embeddings, t.steps, t.success):
+        a.setflags(write=False)
+    return t
+
+
+def space_array(tok: str, xtok: str, sp: Space) -> np.ndarray:
+    name, seed, step = sp
+    if step is None:
+        return data._space(tok, name, seed)[0]
+    return trajectory(xtok, name, seed).at(step)
+
+
+def space_label(sp: Space) -> str:
+    name, seed, step = sp
+    stem = data.label(name, seed)
+    if step is None:
+        return stem
+    return f"{untrained_name(stem)} (step 0)" if step == 0 else f"{stem} step {step}"
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def counts(tok: str, xtok: str, agent: str, seed: int, model: str, model_seed: int | None) -> np.ndarray:
+    """:func:`core.why.trajectory_counts` of the trajectory against a shipped space (cached in the store)."""
+    c = W.trajectory_counts(trajectory(xtok, agent, seed), data._space(tok, model, model_seed)[0])
+    c.setflags(write=False)
+    return c
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def metrics_over_steps(tok: str, xtok: str, agent: str, seed: int, model: str, model_seed: int | None) -> pd.DataFrame:
+    """:func:`core.dynamics.trajectory_metrics` (P@15, CKA, RSA per snapshot) against one shipped space."""
+    from core import dynamics
+
+    X = data._space(tok, model, model_seed)[0]
+    return dynamics.trajectory_metrics(trajectory(xtok, agent, seed), {model: X}, report.K)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def separation_over_steps(xtok: str, agent: str, seed: int) -> pd.DataFrame:
+    return W.trajectory_factor_separation(trajectory(xtok, agent, seed))
+
+
+# ------------------------------------------------------------------------------------------ organisation
+@st.cache_resource(max_entries=128, show_spinner=False)
+def separation(tok: str, xtok: str, sp: Space) -> pd.DataFrame:
+    """:func:`core.controls.factor_separation` of one space (η², LOO accuracy; independent of k)."""
+    from core.controls import factor_separation
+
+    return factor_separation(space_array(tok, xtok, sp))
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def item_shares(tok: str, xtok: str, sp: Space, k: int) -> pd.DataFrame:
+    """:func:`core.controls.neighbour_factor_shares` per item (instruction, factor, level, share, chance)."""
+    from core.controls import neighbour_factor_shares
+
+    return neighbour_factor_shares(space_array(tok, xtok, sp), k, per_item=True)
+
+
+def shares(tok: str, xtok: str, sp: Space, k: int) -> pd.DataFrame:
+    """Per factor: mean share and chance over items (= ``neighbour_factor_shares(X, k)``), and the ratio."""
+    per = item_shares(tok, xtok, sp, k)
+    out = per.groupby("factor", sort=False)[["share", "chance"]].mean().reset_index()
+    out["ratio"] = out["share"] / out["chance"]
+    return out
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def organisation_table(tok: str, xtok: str, spaces: tuple[Space, ...], k: int) -> pd.DataFrame:
+    """One row per (space, factor, measure): η², LOO accuracy and the neighbour share at k, each with its chance."""
+    rows = []
+    for sp in spaces:
+        lab = space_label(sp)
+        fs = separation(tok, xtok, sp).set_index("factor")
+        sh = shares(tok, xtok, sp, k).set_index("factor")
+        for f in FACTORS:
+            rows += [{"space": lab, "factor": f, "measure": "η² (variance share)", "value": fs.at[f, "eta2"],
+                      "chance": fs.at[f, "eta2_null"]},
+                     {"space": lab, "factor": f, "measure": "LOO accuracy", "value": fs.at[f, "loo_centroid_acc"],
+                      "chance": fs.at[f, "chance"]},
+                     {"space": lab, "factor": f, "measure": f"neighbour share at k = {k}", "value": sh.at[f, "share"],
+                      "chance": sh.at[f, "chance"]}]
+    return pd.DataFrame(rows)
+
+
+def _colours(ctx: dict[str, Any], names: list[str]) -> list[str]:
+    out, ci, bi = [], 0, 0
+    for m in names:
+        if ctx["kinds"].get(m) == report.KIND_BASELINE:
+            out.append(figures.BASE_COLOURS[bi % len(figures.BASE_COLOURS)])
+            bi += 1
+        else:
+            out.append(figures.PALETTE[ci % len(figures.PALETTE)])
+            ci += 1
+    return out
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
+                         ) -> tuple[list[tuple[str, dict[str, Any], pd.DataFrame]], pd.DataFrame, bytes]:
+    """([(measure, Vega-Lite spec, its data)] one grouped bar chart per measure, the long table, its CSV).
+
+    Bars: one per (factor, space), the space's colour; black tick on each bar: that measure's chance level (η²:
+    (L-1)/(n-1); LOO: 1/L; share: the expected share of a random neighbour set)."""
+    table = organisation_table(tok, xtok, spaces, k)
+    labels = [space_label(sp) for sp in spaces]
+    colours = [figures.PALETTE[i % len(figures.PALETTE)] for i in range(len(labels))]
+    colour = {"field": "space", "type": _N, "sort": labels, "scale": {"domain": labels, "range": colours},
+              "legend": {"orient": "bottom", "columns": 2, "labelLimit": 300, "title": None}}
+    x = {"field": "factor", "type": _N, "sort": list(FACTORS), "title": None, "axis": {"labelAngle": 0}}
+    offset = {"field": "space", "type": _N, "sort": labels}
+    out = []
+    for measure in dict.fromkeys(table["measure"]):
+        part = table[table["measure"] == measure].reset_index(drop=True)
+        y = {"type": _Q, "title": measure, "scale": {"domain": [0, 1]}}
+        tip = [{"field": "space", "type": _N}, {"field": "factor", "type": _N},
+               {"field": "value", "type": _Q, "title": measure, "format": ".3f"},
+               {"field": "chance", "type": _Q, "title": "chance", "format": ".3f"}]
+        spec = {"description": f"Factor picture: {measure}", "height": 260, "layer": [
+            {"mark": {"type": "bar"}, "encoding": {"x": x, "xOffset": offset, "y": {**y, "field": "value"},
+                                                   "color": colour, "tooltip": tip}},
+            {"mark": {"type": "tick", "color": "black", "thickness": 2},
+             "encoding": {"x": x, "xOffset": offset, "y": {**y, "field": "chance"}, "tooltip": tip}}]}
+        out.append((measure, spec, part))
+    return out, table, table.to_csv(index=False).encode()
+
+
+# ------------------------------------------------------------------------------------------ learning curves
+def _step_axis(max_step: int) -> dict[str, Any]:
+    return {"field": "step", "type": _Q, "title": "training step", "scale": {"domain": [0, max_step], "nice": False}}
+
+
+def _y(title: str, domain: list[float] | None = None) -> dict[str, Any]:
+    y: dict[str, Any] = {"type": _Q, "title": title, "axis": {"minExtent": AXIS_EXTENT, "maxExtent": AXIS_EXTENT}}
+    if domain is not None:
+        y["scale"] = {"domain": domain, "nice": False}
+    return y
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tuple[str, int | None], ...],
+                    k: int, metric: str, item: int) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, bytes]:
+    """(Vega-Lite spec, its data, the table, its CSV): ``metric`` of every snapshot of every recorded seed of
+    ``agent`` against each of ``models`` ((name, seed file) per model; a seeded model uses the file of the
+    matching agent seed), over training steps.
+
+    ``metric``: ``pk`` (P@k, mean over the 108), ``pk_instruction`` (P@k(i) of instruction ``item``), ``cka``,
+    ``rsa`` (k-independent; :func:`core.dynamics.trajectory_metrics`). The selected ``seed`` is drawn bold with its
+    points; the other seeds thin, and their min-max band shaded. P@k draws chance k/(n-1)."""
+    ctx = data.context(tok)
+    seeds = trajectory_seeds(xtok, agent)
+    title = METRIC_TITLES[metric].replace("k", str(k)) if metric.startswith("pk") else METRIC_TITLES[metric]
+    rows = []
+    for m, _ in models:
+        for s in seeds:
+            ms = data.space_seed(ctx, m, s)
+            t = trajectory(xtok, agent, s)
+            if metric in ("pk", "pk_instruction"):
+                v = W.precision_over_steps(counts(tok, xtok, agent, s, m, ms), k,
+                                           item if metric == "pk_instruction" else None)
+            else:
+                v = metrics_over_steps(tok, xtok, agent, s, m, ms)[metric].to_numpy()
+            rows.append(pd.DataFrame({"model": m, "model_file": data.label(m, ms), "agent": data.label(agent, s),
+                                      "seed": s, "step": t.steps, "value": v, "selected": s == seed}))
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["model", "model_file", "agent", "seed", "step", "value", "selected"])
+    table.insert(5, "metric", title)
+    band = table.groupby(["model", "step"], sort=False)["value"].agg(["min", "max"]).reset_index()
+    plot = pd.concat([table.assign(panel="curve")[["panel", "model", "seed", "step", "value", "selected"]],
+                      band.rename(columns={"min": "lo", "max": "hi"}).assign(panel="band")], ignore_index=True)
+    names = [m for m, _ in models]
+    max_step = int(table["step"].max()) if len(table) else 1
+    x = _step_axis(max_step)
+    domain = [0, 1.02] if metric != "rsa" else None
+    y = _y(title, domain)
+    colour = {"field": "model", "type": _N, "sort": names, "scale": {"domain": names, "range": _colours(ctx, names)},
+              "legend": {"orient": "right", "labelLimit": 260, "title": f"{data.label(agent, seed)} vs"}}
+    tip = [{"field": "model", "type": _N}, {"field": "seed", "type": _Q, "title": "agent seed"},
+           {"field": "step", "type": _Q}, {"field": "value", "type": _Q, "title": title, "format": ".3f"}]
+    layers: list[dict[str, Any]] = []
+    if len(seeds) > 1:
+        layers += [{"transform": [{"filter": "datum.panel === 'band'"}], "mark": {"type": "area", "opacity": 0.13},
+                    "encoding": {"x": x, "y": {**y, "field": "lo"}, "y2": {"field": "hi"}, "color": colour}},
+                   {"transform": [{"filter": "datum.panel === 'curve' && !datum.selected"}],
+                    "mark": {"type": "line", "strokeWidth": 0.8, "opacity": 0.45},
+                    "encoding": {"x": x, "y": {**y, "field": "value"}, "color": colour,
+                                 "detail": {"field": "seed", "type": _N}, "tooltip": tip}}]
+    layers.append({"transform": [{"filter": "datum.panel === 'curve' && datum.selected"}],
+                   "mark": {"type": "line", "strokeWidth": 2.4, "point": {"size": 28}},
+                   "encoding": {"x": x, "y": {**y, "field": "value"}, "color": colour, "tooltip": tip}})
+    if metric.startswith("pk"):
+        chance = float(metrics.chance_precision(N, k))
+        layers.append({"data": {"values": [{"chance": chance}]},
+                       "mark": {"type": "rule", "color": "black", "strokeDash": [1, 3], "strokeWidth": 1.5},
+                       "encoding": {"y": {**y, "field": "chance"},
+                                    "tooltip": [{"field": "chance", "type": _Q, "title": "chance k/(n−1)",
+                                                 "format": ".3f"}]}})
+    spec = {"description": f"Learning curves: {title}", "height": 320, "layer": layers}
+    return spec, plot, table, table.to_csv(index=False).encode()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def success_figure(xtok: str, agent: str, seed: int, max_step: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(spec, data): the quick success check of every recorded seed at the steps where it ran (points only: no
+    value is drawn, or interpolated, between them); the selected seed filled."""
+    rows = []
+    for s in trajectory_seeds(xtok, agent):
+        t = trajectory(xtok, agent, s)
+        ok = np.isfinite(t.success)
+        rows.append(pd.DataFrame({"agent": data.label(agent, s), "seed": s, "step": t.steps[ok],
+                                  "success": t.success[ok], "selected": s == seed}))
+    df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["agent", "seed", "step", "success", "selected"])
+    spec = {"description": "Success during training", "height": 130, "mark": {"type": "point", "size": 60},
+            "encoding": {"x": _step_axis(max_step), "y": {**_y("success", [0, 1.02]), "field": "success"},
+                         "shape": {"field": "selected", "type": _N, "legend": None},
+                         "filled": {"field": "selected", "type": _N},
+                         "color": {"field": "selected", "type": _N, "scale": {"domain": [True, False],
+                                                                               "range": ["#1f77b4", "#999999"]},
+                                   "legend": None},
+                         "tooltip": [{"field": "agent", "type": _N}, {"field": "step", "type": _Q},
+                                     {"field": "success", "type": _Q, "format": ".3f"}]}}
+    return spec, df
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def factors_over_steps_figure(xtok: str, agent: str, seed: int, max_step: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    """(spec, data): η² of each factor at every snapshot of the selected seed (what organises the agent as it
+    learns), with each factor's null (L-1)/(n-1) as a dotted rule."""
+    df = separation_over_steps(xtok, agent, seed)
+    pal = {f: figures.FACTOR_PALETTE[i] for i, f in enumerate(FACTORS)}
+    colour = {"field": "factor", "type": _N, "sort": list(FACTORS),
+              "scale": {"domain": list(FACTORS), "range": [pal[f] for f in FACTORS]},
+              "legend": {"orient": "right", "title": "factor"}}
+    y = _y("η² (variance share)", [0, 1])
+    nulls = df.groupby("factor", sort=False)["eta2_null"].first().reset_index().to_dict("records")
+    spec = {"description": "Factor eta2 over training", "height": 200, "layer": [
+        {"mark": {"type": "line", "strokeWidth": 2, "point": {"size": 16}},
+         "encoding": {"x": _step_axis(max_step), "y": {**y, "field": "eta2"}, "color": colour,
+                      "tooltip": [{"field": "factor", "type": _N}, {"field": "step", "type": _Q},
+                                  {"field": "eta2", "type": _Q, "title": "η²", "format": ".3f"},
+                                  {"field": "loo_acc", "type": _Q, "title": "LOO accuracy", "format": ".3f"}]}},
+        {"data": {"values": nulls}, "mark": {"type": "rule", "strokeDash": [1, 3]},
+         "encoding": {"y": {**y, "field": "eta2_null"}, "color": colour,
+                      "tooltip": [{"field": "factor", "type": _N},
+                                  {"field": "eta2_null", "type": _Q, "title": "η² null", "format": ".3f"}]}}]}
+    return spec, df
+
+
+# ------------------------------------------------------------------------------------------ multiverse
+@st.cache_resource(max_entries=2, show_spinner="Reading the analysis multiverse…")
+def multiverse(xtok: str) -> dict[str, Any]:
+    """The shipped multiverse (:func:`core.multiverse.load_results`, :func:`~core.multiverse.load_summary`):
+    ``values`` (P@k per choice), ``groups`` ((agent, seed, reference) -> row indices), ``summary``. Raises
+    FileNotFoundError (with the command) when it is not computed."""
+    from core import multiverse as MV
+
+    if not hasattr(MV, "load_results"):  # TODO(merge): remove once branch multiverse's run is in
+        raise FileNotFoundError("core.multiverse has no load_results in this checkout")
+    res = MV.load_results()
+    summary = MV.load_summary()
+    values = res["p_at_k"].to_numpy(dtype=np.float64)
+    values.setflags(write=False)
+    keys = res[["agent", "seed", "reference"]].astype({"agent": str, "seed": int, "reference": str})
+    groups = {k: v for k, v in keys.groupby(["agent", "seed", "reference"], sort=False).indices.items()}
+    return {"values": values, "groups": groups, "summary": summary, "references": sorted(set(keys["reference"]))}
+
+
+def multiverse_row(mv: dict[str, Any], agent: str, seed: int, model: str) -> dict[str, Any] | None:
+    s = mv["summary"]
+    hit = s[(s["agent"].astype(str) == agent) & (s["seed"] == seed) & (s["reference"].astype(str) == model)]
+    return None if hit.empty else hit.iloc[0].to_dict()
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
+                      ) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]] | None:
+    """(Vega-Lite spec, histogram data, summary row) of one (agent seed, model) pair: the share of analysis
+    choices per P@k bin (width 0.02) for the trained agent and its untrained twin (same choices), the
+    pre-registered last-layer values (solid rules), the split-half values (dashed), the paper's range (green
+    band) and chance (dotted). None when the multiverse has no row for the pair."""
+    mv = multiverse(xtok)
+    row = multiverse_row(mv, agent, seed, model)
+    if row is None:
+        return None
+    twin = str(row.get("twin") or untrained_name(agent))
+    series = [(data.label(agent, seed), agent), (untrained_name(data.label(agent, seed)), twin)]
+    hist = []
+    for lab, name in series:
+        idx = mv["groups"].get((name, seed, model))
+        if idx is None or not len(idx):
+            continue
+        v = mv["values"][idx]
+        c, _ = np.histogram(v, MULTIVERSE_BINS)
+        hist.append(pd.DataFrame({"agent": lab, "lo": MULTIVERSE_BINS[:-1], "hi": MULTIVERSE_BINS[1:],
+                                  "share": c / len(v), "choices": c, "of": len(v)}))
+    hist_df = pd.concat(hist, ignore_index=True)
+    labels = [lab for lab, _ in series]
+    colour = {"field": "agent", "type": _N, "sort": labels, "scale": {"domain": labels,
+                                                                      "range": ["#1f4e9c", "#e8710a"]},
+              "legend": {"orient": "top", "title": None, "labelLimit": 260}}
+    x = {"type": _Q, "title": f"P@k over analysis choices (vs {model})", "scale": {"domain": [0, 1], "nice": False}}
+    marks = []
+    for lab, pre in ((labels[0], ""), (labels[1], "untrained_")):
+        for what, dash in (("last_layer", [1, 0]), ("split_half", [5, 3])):
+            v = row.get(pre + what, np.nan)
+            if v is not None and np.isfinite(float(v)):
+                marks.append({"agent": lab, "what": "last layer (pre-registered)" if what == "last_layer" else
+                              "split-half best layer (held out)", "value": float(v), "dash": what})
+    paper = _paper(tok, model)
+    layers: list[dict[str, Any]] = []
+    if np.isfinite(paper[0]):
+        layers.append({"data": {"values": [{"lo": paper[0], "hi": paper[1], "text": paper[2]}]},
+                       "mark": {"type": "rect", "color": "#2ca02c", "opacity": 0.18},
+                       "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"},
+                                    "tooltip": [{"field": "text", "type": _N, "title": "paper (reported)"}]}})
+    layers.append({"mark": {"type": "rect", "opacity": 0.55},
+                   "encoding": {"x": {**x, "field": "lo"}, "x2": {"field": "hi"},
+                                "y": {"field": "share", "type": _Q, "title": "share of choices", "stack": None},
+                                "color": colour,
+                                "tooltip": [{"field": "agent", "type": _N},
+                                            {"field": "lo", "type": _Q, "title": "P@k from", "format": ".2f"},
+                                            {"field": "hi", "type": _Q, "title": "to", "format": ".2f"},
+                                            {"field": "choices", "type": _Q}, {"field": "of", "type": _Q}]}})
+    if marks:
+        layers.append({"data": {"values": marks}, "mark": {"type": "rule", "strokeWidth": 2.5},
+                       "encoding": {"x": {**x, "field": "value"}, "color": colour,
+                                    "strokeDash": {"field": "dash", "type": _N, "legend": None,
+                                                   "scale": {"domain": ["last_layer", "split_half"],
+                                                             "range": [[1, 0], [5, 3]]}},
+                                    "tooltip": [{"field": "agent", "type": _N}, {"field": "what", "type": _N},
+                                                {"field": "value", "type": _Q, "title": "P@k", "format": ".3f"}]}})
+    chance = float(row.get("chance", metrics.chance_precision(N, report.K)))
+    layers.append({"data": {"values": [{"chance": chance}]},
+                   "mark": {"type": "rule", "color": "black", "strokeDash": [1, 3], "strokeWidth": 1.5},
+                   "encoding": {"x": {**x, "field": "chance"},
+                                "tooltip": [{"field": "chance", "type": _Q, "title": "chance 15/107",
+                                             "format": ".3f"}]}})
+    return {"description": f"Multiverse: {series[0][0]} vs {model}", "height": 200, "layer": layers}, hist_df, row
+
+
+def _paper_family(tok: str, model: str) -> str:
+    inv = data.inventory(tok)
+    fam = inv.loc[inv["name"] == model, "paper_family"]
+    return str(fam.iloc[0]) if len(fam) else ""
+
+
+def _paper(tok: str, model: str) -> tuple[float, float, str]:
+    """The paper's reported P@15 range for ``model``'s family and its text (NaN when the paper has none)."""
+    return report.paper_range(_paper_family(tok, model), model)
+
+
+# ------------------------------------------------------------------------------------------ the answer
+def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) -> W.PairAnswer:
+    """The figures of :class:`core.why.PairAnswer` for one pair (every one from a cached loader)."""
+    ctx = data.context(tok)
+    a_seed = data.space_seed(ctx, agent, seed)
+    ms = data.space_seed(ctx, model, seed)
+    trained_p = float(data.curve(tok, agent, a_seed, model, ms)[k - 1])
+    ans = W.PairAnswer(agent=data.label(agent, a_seed), untrained=untrained_name(data.label(agent, a_seed)),
+                       model=data.label(model, ms), k=k, chance=float(metrics.chance_precision(N, k)),
+                       trained_p=trained_p,
+                       paper=(*_paper(tok, model)[:2], _paper_family(tok, model)))
+    untrained = untrained_name(agent)
+    traj_ok = a_seed in trajectory_seeds(xtok, agent)
+    if untrained in ctx["present"]:
+        us = data.space_seed(ctx, untrained, a_seed)
+        if us == a_seed or not ctx["seeded"].get(untrained):
+            ans.untrained_p = float(data.curve(tok, untrained, us, model, ms)[k - 1])
+    org_spaces: list[Space] = [(agent, a_seed, None)]
+    if traj_ok:
+        t = trajectory(xtok, agent, a_seed)
+        p = W.precision_over_steps(counts(tok, xtok, agent, a_seed, model, ms), k)
+        if not np.isfinite(ans.untrained_p):
+            ans.untrained_p = float(p[0])
+        ans.final_step = int(t.steps[-1])
+        j = int(np.argmax(p))
+        ans.peak_p, ans.peak_step = float(p[j]), int(t.steps[j])
+    if untrained in ctx["present"] and np.isfinite(ans.untrained_p) and not traj_ok:
+        org_spaces.append((untrained, data.space_seed(ctx, untrained, a_seed), None))
+    elif traj_ok:
+        org_spaces.append((agent, a_seed, 0))
+    org_spaces.append((model, ms, None))
+    for sp in org_spaces:
+        lab = ans.untrained if sp[2] == 0 or sp[0] == untrained else space_label(sp)
+        ans.organisation[lab] = W.organised_by(separation(tok, xtok, sp))
+    try:
+        mv = multiverse(xtok)
+    except FileNotFoundError:
+        return ans
+    row = multiverse_row(mv, agent, a_seed, model)
+    if row is not None:
+        ans.multiverse = {c: float(row[c]) for c in ("n_choices", "q05", "q95", "median", "last_layer",
+                                                     "split_half", "untrained_q05", "untrained_q95",
+                                                     "untrained_median") if c in row and row[c] is not None}
+    return ans
+
+
+def overview_line(tok: str, ctx: dict[str, Any], ref_seed: int) -> None:
+    """The Overview's line on what learning does: P@15 of the untrained agent and of the trained agent against each
+    language model (computed from the shipped embeddings), and a link to the "Why they align" page."""
+    agent, untrained = report.REFERENCE, untrained_name(report.REFERENCE)
+    models = [m for m in ctx["present"] if ctx["kinds"].get(m) == report.KIND_MODEL]
+    if untrained not in ctx["present"] or agent not in ctx["present"] or not models:
+        return
+    K = report.K
+    us = data.space_seed(ctx, untrained, ref_seed)
+    before = [float(data.curve(tok, untrained, us, m, data.space_seed(ctx, m, ref_seed))[K - 1]) for m in models]
+    after = [float(data.curve(tok, agent, ref_seed, m, data.space_seed(ctx, m, ref_seed))[K - 1]) for m in models]
+    line = W.learning_effect(before, after, models, K)
+    if not line:
+        return
+    st.markdown(f"**What learning does** (`{untrained}-s{us}`, zero training steps → `{agent}-s{ref_seed}`): {line}")
+    st.page_link("pages/why.py", label="Why they align: alignment across learning, what organises each space, "
+                 "and how robust each number is", icon="❓", query_params={"seed": str(ref_seed)})
