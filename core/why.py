@@ -131,8 +131,20 @@ class PairAnswer:
     multiverse: dict[str, Any] = field(default_factory=dict)
 
 
-def answer_text(a: PairAnswer) -> str:
-    """A short markdown paragraph stating ``a`` (every number from ``a``; clauses without data are left out)."""
+def agent_text(a: PairAnswer) -> str:
+    """What organises the agent, trained and untrained (the part of every pair's answer about the agent alone)."""
+    org = a.organisation
+    if a.agent not in org:
+        return ""
+    text = describe_organisation(f"**{a.agent}** is organised", org[a.agent])
+    if a.untrained in org:
+        text += "; " + describe_organisation(f"before training, {a.untrained}", org[a.untrained])
+    return text + "."
+
+
+def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
+    """A short markdown paragraph stating ``a`` (every number from ``a``; clauses without data are left out).
+    ``with_agent=False`` leaves out what organises the agent (:func:`agent_text`, said once for several pairs)."""
     parts = [f"**{a.agent} vs {a.model}** (P@{a.k}; chance {a.chance:.3f}): "]
     trained = f"**{a.trained_p:.2f}**"
     if np.isfinite(a.untrained_p):
@@ -151,9 +163,11 @@ def answer_text(a: PairAnswer) -> str:
         rng = f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}"
         parts.append(f" The paper reports {rng} for the family {a.model} stands in for ({family}).")
     org = a.organisation
-    if org:
-        parts.append(" Organised: " + "; ".join(describe_organisation(lbl, f) for lbl, f in org.items()) + ".")
-        mine, theirs = [f for f, _ in org.get(a.agent, [])], [f for f, _ in org.get(a.model, [])]
+    if with_agent and a.agent in org:
+        parts.append(" " + agent_text(a))
+    if a.model in org:
+        parts.append(" " + describe_organisation(a.model + " is organised", org[a.model]) + ".")
+        mine, theirs = [f for f, _ in org.get(a.agent, [])], [f for f, _ in org[a.model]]
         if mine and theirs and not set(mine) & set(theirs):
             parts.append(f" {a.agent} and {a.model} are organised by different factors ({' and '.join(mine)} vs "
                          f"{' and '.join(theirs)}): two such spaces cannot share neighbourhoods.")

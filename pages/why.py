@@ -77,8 +77,8 @@ def why_page() -> None:
     if answers:
         st.subheader("The answer, from the data")
         box = st.container(border=True)
-        for a in answers:
-            box.markdown(W.answer_text(a))
+        box.markdown(W.agent_text(answers[0]))
+        box.markdown("\n".join(f"- {W.answer_text(a, with_agent=False)}" for a in answers))
         st.caption("Every number above is computed on this page from the shipped files: P@k of the untrained and "
                    "the trained agent from their embeddings; the highest value along the way from the recorded "
                    "trajectory; the organising factors from η² (a factor counts when its η² is above its null and "
@@ -152,7 +152,7 @@ def why_page() -> None:
     for col, (measure, spec, part) in zip(st.columns(len(figs)), figs):
         with col:
             st.vega_lite_chart(part, spec, key=f"why_org_{measure}", width="stretch")
-    st.caption(f"Per grammatical factor (verb, colour, object, determiner) and space: **η²**, the share of the "
+    st.caption(f"One group of bars per space, one bar per grammatical factor: **η²**, the share of the "
                "variance of the L2-normalised embeddings explained by the factor's levels; **LOO accuracy**, "
                "leave-one-out nearest-centroid classification of the factor (cosine); **neighbour share**, the "
                f"share of each instruction's {k} nearest neighbours with the same level. Black ticks: chance "

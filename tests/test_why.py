@@ -84,13 +84,16 @@ def _answer(**kw) -> why.PairAnswer:
 def test_answer_states_the_numbers_it_is_given():
     text = why.answer_text(_answer())
     for needle in ("**0.67**", "**0.19**", "1500 training steps", "0.74 at step 40", "lowers the alignment by 0.48",
-                   "0.70–0.73", "(LLaMA)", "colour (η² 0.58) and object (0.39)", "smollm2-135m by verb (η² 0.49)",
+                   "0.70–0.73", "(LLaMA)", "**alm-s0** is organised by colour (η² 0.58) and object (0.39)",
+                   "before training, untrained-alm-s0 by verb (η² 0.40)", "smollm2-135m is organised by verb (η² 0.49)",
                    "different factors (colour and object vs verb)"):
         assert needle in text, needle
     up = why.answer_text(_answer(trained_p=0.8, peak_p=0.8, organisation={"alm-s0": [("verb", 0.5)],
                                                                            "smollm2-135m": [("verb", 0.49)]}))
     assert "raises the alignment by 0.13" in up and "highest along the way" not in up
     assert "Both are organised by verb" in up and "different factors" not in up
+    assert "alm-s0** is organised" not in why.answer_text(_answer(), with_agent=False)
+    assert why.agent_text(_answer()) in why.answer_text(_answer())
     bare = why.answer_text(_answer(untrained_p=float("nan"), paper=(np.nan, np.nan, ""), organisation={}))
     assert "not computed" in bare and "paper" not in bare and "Organised" not in bare
     mv = dict(n_choices=12000, q05=0.12, q95=0.45, median=0.2, last_layer=0.19, split_half=0.41,

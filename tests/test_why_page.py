@@ -150,7 +150,7 @@ def test_why_page_draws_the_data(why_env):
     assert chance and chance[0]["data"]["values"] == [{"chance": pytest.approx(15 / 107)}]
     # success: points only at the steps where the quick check ran (no interpolation)
     sspec, sdf = charts["Success during training"]
-    assert sspec["mark"]["type"] == "point"
+    assert {lay["mark"]["type"] for lay in sspec["layer"]} == {"point"}  # points, no line between them
     assert sorted(sdf.loc[sdf["seed"] == 0, "step"]) == sorted(SUCCESS_AT)
     assert dict(zip(sdf.loc[sdf["seed"] == 0, "step"], sdf.loc[sdf["seed"] == 0, "success"])) == SUCCESS_AT
     # the factor picture: eta2, LOO accuracy, neighbour shares for the agent, its untrained twin and each model
@@ -187,6 +187,20 @@ def test_why_page_draws_the_data(why_env):
     assert f"reaches **{u:.2f}**; after 150 training steps, alm-s0 reaches **{t:.2f}**" in text
     assert f"by {abs(t - u):.2f}" in text and f"spans {row['q05']:.2f}–{row['q95']:.2f}" in text
     assert any(b.label.startswith("Download the curves") for b in at.get("download_button"))
+    _valid_vega_lite(charts)
+
+
+def _valid_vega_lite(charts) -> None:
+    """Each spec passes the Vega-Lite schema (Altair's validation) and reads only fields its data has."""
+    import json
+
+    import altair as alt
+
+    for name, (spec, df) in charts.items():
+        alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(df.head(5).to_json(orient="records"))}})
+        fields = {lay["encoding"][c]["field"] for lay in spec["layer"] if "data" not in lay
+                  for c in ("x", "y", "y2", "x2") if c in lay["encoding"]}
+        assert fields <= set(df.columns), (name, fields - set(df.columns))
 
 
 def test_deep_link_restores_the_selection_and_the_curve(why_env):

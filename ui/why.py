@@ -26,7 +26,11 @@ from ui.state import FACTORS, INSTRUCTIONS, N
 Space = tuple[str, "int | None", "int | None"]
 _Q, _N = "quantitative", "nominal"
 AXIS_EXTENT = 48  #: fixed y-axis width (px), so that charts stacked on one step axis line up
+#: (chart heights below are whole charts: Streamlit fits the legend, the axes and the title inside them)
 MULTIVERSE_BINS = np.linspace(0.0, 1.0, 51)  #: histogram bins of P@k over analysis choices (width 0.02)
+#: every legend above its chart: charts stacked on one step axis then have plots of the same width
+TOP_LEGEND = {"orient": "top", "direction": "horizontal", "labelLimit": 260, "symbolType": "stroke",
+              "symbolOpacity": 1, "symbolStrokeWidth": 3}
 METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
 
 
@@ -183,23 +187,25 @@ def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
                          ) -> tuple[list[tuple[str, dict[str, Any], pd.DataFrame]], pd.DataFrame, bytes]:
     """([(measure, Vega-Lite spec, its data)] one grouped bar chart per measure, the long table, its CSV).
 
-    Bars: one per (factor, space), the space's colour; black tick on each bar: that measure's chance level (η²:
-    (L-1)/(n-1); LOO: 1/L; share: the expected share of a random neighbour set)."""
+    Bars: one group per space (its profile: which factors organise it), one bar per factor in the factor's colour;
+    black tick on each bar: that measure's chance level (η²: (L-1)/(n-1); LOO: 1/L; share: the expected share of a
+    random neighbour set)."""
     table = organisation_table(tok, xtok, spaces, k)
     labels = [space_label(sp) for sp in spaces]
-    colours = [figures.PALETTE[i % len(figures.PALETTE)] for i in range(len(labels))]
-    colour = {"field": "space", "type": _N, "sort": labels, "scale": {"domain": labels, "range": colours},
-              "legend": {"orient": "bottom", "columns": 2, "labelLimit": 300, "title": None}}
-    x = {"field": "factor", "type": _N, "sort": list(FACTORS), "title": None, "axis": {"labelAngle": 0}}
-    offset = {"field": "space", "type": _N, "sort": labels}
+    colour = {"field": "factor", "type": _N, "sort": list(FACTORS),
+              "scale": {"domain": list(FACTORS), "range": list(figures.FACTOR_PALETTE[:len(FACTORS)])},
+              "legend": {**TOP_LEGEND, "title": None, "symbolType": "square"}}
+    x = {"field": "space", "type": _N, "sort": labels, "title": None,
+         "axis": {"labelAngle": -30, "labelLimit": 160, "labelOverlap": False}}
+    offset = {"field": "factor", "type": _N, "sort": list(FACTORS)}
     out = []
     for measure in dict.fromkeys(table["measure"]):
         part = table[table["measure"] == measure].reset_index(drop=True)
-        y = {"type": _Q, "title": measure, "scale": {"domain": [0, 1]}}
+        y = {"type": _Q, "title": None, "scale": {"domain": [0, 1]}}
         tip = [{"field": "space", "type": _N}, {"field": "factor", "type": _N},
                {"field": "value", "type": _Q, "title": measure, "format": ".3f"},
                {"field": "chance", "type": _Q, "title": "chance", "format": ".3f"}]
-        spec = {"description": f"Factor picture: {measure}", "height": 260, "layer": [
+        spec = {"description": f"Factor picture: {measure}", "title": measure, "height": 360, "layer": [
             {"mark": {"type": "bar"}, "encoding": {"x": x, "xOffset": offset, "y": {**y, "field": "value"},
                                                    "color": colour, "tooltip": tip}},
             {"mark": {"type": "tick", "color": "black", "thickness": 2},
@@ -257,7 +263,7 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     domain = [0, 1.02] if metric != "rsa" else None
     y = _y(title, domain)
     colour = {"field": "model", "type": _N, "sort": names, "scale": {"domain": names, "range": _colours(ctx, names)},
-              "legend": {"orient": "right", "labelLimit": 260, "title": f"{data.label(agent, seed)} vs"}}
+              "legend": {**TOP_LEGEND, "title": f"{data.label(agent, seed)} vs"}}
     tip = [{"field": "model", "type": _N}, {"field": "seed", "type": _Q, "title": "agent seed"},
            {"field": "step", "type": _Q}, {"field": "value", "type": _Q, "title": title, "format": ".3f"}]
     layers: list[dict[str, Any]] = []
@@ -278,7 +284,7 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
                        "encoding": {"y": {**y, "field": "chance"},
                                     "tooltip": [{"field": "chance", "type": _Q, "title": "chance k/(n−1)",
                                                  "format": ".3f"}]}})
-    spec = {"description": f"Learning curves: {title}", "height": 320, "layer": layers}
+    spec = {"description": f"Learning curves: {title}", "height": 440, "layer": layers}
     return spec, plot, table, table.to_csv(index=False).encode()
 
 
@@ -294,15 +300,14 @@ def success_figure(xtok: str, agent: str, seed: int, max_step: int) -> tuple[dic
                                   "success": t.success[ok], "selected": s == seed}))
     df = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["agent", "seed", "step", "success", "selected"])
-    spec = {"description": "Success during training", "height": 130, "mark": {"type": "point", "size": 60},
-            "encoding": {"x": _step_axis(max_step), "y": {**_y("success", [0, 1.02]), "field": "success"},
-                         "shape": {"field": "selected", "type": _N, "legend": None},
-                         "filled": {"field": "selected", "type": _N},
-                         "color": {"field": "selected", "type": _N, "scale": {"domain": [True, False],
-                                                                               "range": ["#1f77b4", "#999999"]},
-                                   "legend": None},
-                         "tooltip": [{"field": "agent", "type": _N}, {"field": "step", "type": _Q},
-                                     {"field": "success", "type": _Q, "format": ".3f"}]}}
+    enc = {"x": _step_axis(max_step), "y": {**_y("success", [0, 1.02]), "field": "success"},
+           "tooltip": [{"field": "agent", "type": _N}, {"field": "step", "type": _Q},
+                       {"field": "success", "type": _Q, "format": ".3f"}]}
+    spec = {"description": "Success during training", "height": 190, "layer": [
+        {"transform": [{"filter": "!datum.selected"}], "mark": {"type": "point", "size": 50, "color": "#999999"},
+         "encoding": enc},
+        {"transform": [{"filter": "datum.selected"}],
+         "mark": {"type": "point", "size": 70, "filled": True, "color": "#1f4e9c"}, "encoding": enc}]}
     return spec, df
 
 
@@ -314,10 +319,10 @@ def factors_over_steps_figure(xtok: str, agent: str, seed: int, max_step: int) -
     pal = {f: figures.FACTOR_PALETTE[i] for i, f in enumerate(FACTORS)}
     colour = {"field": "factor", "type": _N, "sort": list(FACTORS),
               "scale": {"domain": list(FACTORS), "range": [pal[f] for f in FACTORS]},
-              "legend": {"orient": "right", "title": "factor"}}
+              "legend": {**TOP_LEGEND, "title": "factor", "symbolType": "circle"}}
     y = _y("η² (variance share)", [0, 1])
     nulls = df.groupby("factor", sort=False)["eta2_null"].first().reset_index().to_dict("records")
-    spec = {"description": "Factor eta2 over training", "height": 200, "layer": [
+    spec = {"description": "Factor eta2 over training", "height": 300, "layer": [
         {"mark": {"type": "line", "strokeWidth": 2, "point": {"size": 16}},
          "encoding": {"x": _step_axis(max_step), "y": {**y, "field": "eta2"}, "color": colour,
                       "tooltip": [{"field": "factor", "type": _N}, {"field": "step", "type": _Q},
@@ -419,7 +424,7 @@ def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
                    "encoding": {"x": {**x, "field": "chance"},
                                 "tooltip": [{"field": "chance", "type": _Q, "title": "chance 15/107",
                                              "format": ".3f"}]}})
-    return {"description": f"Multiverse: {series[0][0]} vs {model}", "height": 200, "layer": layers}, hist_df, row
+    return {"description": f"Multiverse: {series[0][0]} vs {model}", "height": 280, "layer": layers}, hist_df, row
 
 
 def _paper_family(tok: str, model: str) -> str:
