@@ -101,9 +101,12 @@ def why_page() -> None:
                       "share of common neighbours; CKA (linear) and RSA (Spearman) do not depend on k.",
                  **state.bind("w_metric", "metric"))
         metric = st.session_state["metric"]
+        slow = metric in ("cka", "rsa")  # dynamics.trajectory_metrics: P@15, CKA and RSA of every snapshot, once
         try:
-            learning = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
-                                         item if metric == "pk_instruction" else -1) if pairs else None
+            with st.spinner(f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
+                            f"{len(pairs)} model(s) (once: kept in the cache afterwards)…") if slow else nullcontext():
+                learning = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
+                                             item if metric == "pk_instruction" else -1) if pairs else None
             max_step = int(max(V.trajectory(xtok, agent, s).steps[-1] for s in traj_seeds))
         except (TrajectoryError, EmbedderError, LookupError, ValueError) as e:
             st.error(str(e))
