@@ -60,7 +60,6 @@ def why_page() -> None:
     pairs = tuple((m, data.space_seed(ctx, m, seed)) for m in others if m in ctx["present"])
     if not pairs:
         st.info("Pick at least one model besides the agent.")
-    untrained = V.untrained_name(agent)
     traj_seeds = V.trajectory_seeds(xtok, agent)
     has_traj = a_seed in traj_seeds
 
@@ -90,12 +89,12 @@ def why_page() -> None:
     if not traj_seeds:
         st.info(f"No training trajectory of `{agent}` is shipped (`assets/trajectories/`): not computed. Record one "
                 "(the same training run, with E_L read at every snapshot step) with:")
-        st.code(V.record_command(ctx, agent, a_seed), language="bash")
+        st.code(V.record_command(agent, a_seed), language="bash")
     else:
         if not has_traj:
             st.warning(f"No trajectory of {data.label(agent, a_seed)} is shipped (recorded seeds: "
                        f"{', '.join(map(str, traj_seeds))}); the curves show those seeds. Record it with:")
-            st.code(V.record_command(ctx, agent, a_seed), language="bash")
+            st.code(V.record_command(agent, a_seed), language="bash")
         st.radio("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get, horizontal=True,
                  help="P@k: mean over the 108 instructions; P@k of the selected instruction: that instruction's "
                       "share of common neighbours; CKA (linear) and RSA (Spearman) do not depend on k.",
@@ -145,12 +144,8 @@ def why_page() -> None:
 
     # ------------------------------------------------------------------------------------ 2. organisation
     st.header("2. What organises each space")
-    spaces: list[V.Space] = [(agent, a_seed, None)]
-    if untrained in ctx["present"] and data.space_seed(ctx, untrained, a_seed) == a_seed:
-        spaces.append((untrained, a_seed, None))
-    elif has_traj:
-        spaces.append((agent, a_seed, 0))
-    spaces += [(m, ms, None) for m, ms in pairs]
+    u = V.untrained_space(tok, xtok, agent, a_seed)
+    spaces = [(agent, a_seed, None), *([u] if u is not None else []), *((m, ms, None) for m, ms in pairs)]
     figs, otable, ocsv = V.organisation_figures(tok, xtok, tuple(spaces), k)
     for col, (measure, spec, part) in zip(st.columns(len(figs)), figs):
         with col:

@@ -48,11 +48,11 @@ def untrained_name(agent: str) -> str:
     return f"untrained-{agent}"
 
 
-def record_command(ctx: dict[str, Any], agent: str, seed: int) -> str:
+def record_command(agent: str, seed: int) -> str:
     """The command that records a trajectory of ``agent`` seed ``seed``: the shipped run's own command (from its
-    manifest) with ``--record``, else the generic one."""
+    training manifest) with ``--record``, else the generic one."""
     try:
-        cmd = str(store_manifest(agent, seed).get("command") or "")
+        cmd = str(_training_manifest(agent, seed).get("command") or "")
     except (OSError, ValueError):
         cmd = ""
     if not cmd:
@@ -60,7 +60,8 @@ def record_command(ctx: dict[str, Any], agent: str, seed: int) -> str:
     return cmd if "--record" in cmd else f"{cmd} --record"
 
 
-def store_manifest(agent: str, seed: int) -> dict[str, Any]:
+def _training_manifest(agent: str, seed: int) -> dict[str, Any]:
+    """``assets/agents/<agent>-s<seed>.json`` (written by ``python -m core train``), {} when absent."""
     from core import store
 
     p = store.assets_dir() / "agents" / f"{store.embedding_file_name(agent, seed)}.json"
@@ -439,39 +440,44 @@ def _paper(tok: str, model: str) -> tuple[float, float, str]:
 
 
 # ------------------------------------------------------------------------------------------ the answer
+def untrained_space(tok: str, xtok: str, agent: str, a_seed: int) -> Space | None:
+    """The untrained twin of ``agent`` seed ``a_seed``: its shipped embedding (``untrained-<agent>-s<seed>``) when
+    present, else step 0 of the recorded trajectory (the same array: core.dynamics), else None."""
+    ctx = data.context(tok)
+    untrained = untrained_name(agent)
+    if untrained in ctx["present"] and data.space_seed(ctx, untrained, a_seed) == a_seed:
+        return untrained, a_seed, None
+    from core.dynamics import TrajectoryError
+
+    if a_seed in trajectory_seeds(xtok, agent):
+        try:
+            trajectory(xtok, agent, a_seed)
+            return agent, a_seed, 0
+        except TrajectoryError:  # corrupt: said where the trajectory itself is drawn
+            return None
+    return None
+
+
 def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) -> W.PairAnswer:
     """The figures of :class:`core.why.PairAnswer` for one pair (every one from a cached loader)."""
     ctx = data.context(tok)
     a_seed = data.space_seed(ctx, agent, seed)
     ms = data.space_seed(ctx, model, seed)
-    trained_p = float(data.curve(tok, agent, a_seed, model, ms)[k - 1])
     ans = W.PairAnswer(agent=data.label(agent, a_seed), untrained=untrained_name(data.label(agent, a_seed)),
                        model=data.label(model, ms), k=k, chance=float(metrics.chance_precision(N, k)),
-                       trained_p=trained_p,
+                       trained_p=float(data.curve(tok, agent, a_seed, model, ms)[k - 1]),
                        paper=(*_paper(tok, model)[:2], _paper_family(tok, model)))
-    untrained = untrained_name(agent)
-    traj_ok = a_seed in trajectory_seeds(xtok, agent)
-    if untrained in ctx["present"]:
-        us = data.space_seed(ctx, untrained, a_seed)
-        if us == a_seed or not ctx["seeded"].get(untrained):
-            ans.untrained_p = float(data.curve(tok, untrained, us, model, ms)[k - 1])
-    org_spaces: list[Space] = [(agent, a_seed, None)]
-    if traj_ok:
-        t = trajectory(xtok, agent, a_seed)
+    if a_seed in trajectory_seeds(xtok, agent):
+        steps = trajectory(xtok, agent, a_seed).steps
         p = W.precision_over_steps(counts(tok, xtok, agent, a_seed, model, ms), k)
-        if not np.isfinite(ans.untrained_p):
-            ans.untrained_p = float(p[0])
-        ans.final_step = int(t.steps[-1])
         j = int(np.argmax(p))
-        ans.peak_p, ans.peak_step = float(p[j]), int(t.steps[j])
-    if untrained in ctx["present"] and np.isfinite(ans.untrained_p) and not traj_ok:
-        org_spaces.append((untrained, data.space_seed(ctx, untrained, a_seed), None))
-    elif traj_ok:
-        org_spaces.append((agent, a_seed, 0))
-    org_spaces.append((model, ms, None))
-    for sp in org_spaces:
-        lab = ans.untrained if sp[2] == 0 or sp[0] == untrained else space_label(sp)
-        ans.organisation[lab] = W.organised_by(separation(tok, xtok, sp))
+        ans.final_step, ans.peak_p, ans.peak_step = int(steps[-1]), float(p[j]), int(steps[j])
+    u = untrained_space(tok, xtok, agent, a_seed)
+    if u is not None:
+        ans.untrained_p = float(data.curve(tok, u[0], u[1], model, ms)[k - 1]) if u[2] is None else float(p[0])
+    for lab, sp in ((ans.agent, (agent, a_seed, None)), (ans.untrained, u), (ans.model, (model, ms, None))):
+        if sp is not None:
+            ans.organisation[lab] = W.organised_by(separation(tok, xtok, sp))
     try:
         mv = multiverse(xtok)
     except FileNotFoundError:
