@@ -208,8 +208,8 @@ class _Ranker:
         self._ar = np.arange(self.n, dtype=np.int64)
         self._tile: np.ndarray | None = None
 
-    def orders(self, start: int, stop: int) -> np.ndarray:
-        """(c, n) item indices of rows start:stop, nearest first, self last."""
+    def keys(self, start: int, stop: int) -> np.ndarray:
+        """(c, n) unsorted int64 keys of rows start:stop (unique per row; smaller = nearer, self largest)."""
         c = stop - start
         S, q = self._S[:c], self._q[:c]
         np.matmul(self.U[start:stop], self.U.T, out=S)  # float64 cosine similarities
@@ -220,9 +220,21 @@ class _Ranker:
         q[rows, rows + start] = _SENTINEL
         q <<= self.bits
         q |= self._ar
+        return q
+
+    def orders(self, start: int, stop: int) -> np.ndarray:
+        """(c, n) item indices of rows start:stop, nearest first, self last."""
+        q = self.keys(start, stop)
         q.sort(axis=1)  # unique keys: (rounded distance, index) lexicographic
         q &= (1 << self.bits) - 1
         return q
+
+    def members(self, start: int, stop: int, k: int) -> np.ndarray:
+        """(c, n) bool: the k nearest neighbours of rows start:stop (the first k of ``orders``; keys are unique,
+        so the k smallest keys are exactly that set)."""
+        q = self.keys(start, stop)
+        kth = np.partition(q, k - 1, axis=1)[:, k - 1: k]
+        return q <= kth
 
     def ranks(self, start: int, stop: int) -> np.ndarray:
         """(c, n) int64: rank[r, j] = 0-based position of j in row (start+r)'s order (self at n-1)."""
@@ -356,10 +368,13 @@ def neighbour_sets(X, k: int) -> np.ndarray:
     The neighbours are exactly those of :func:`neighbours` (cosine on raw rows, self excluded, rounded
     similarities, ties to the smaller index); every row has k True entries and a False diagonal.
     """
-    idx = neighbours(X, k)
-    n = idx.shape[0]
-    sets = np.zeros((n, n), dtype=bool)
-    sets[np.arange(n)[:, None], idx] = True
+    X = check_space(X)
+    n = X.shape[0]
+    k = check_k(k, n)
+    rk = _Ranker(_unit(X), _chunk_rows(n))
+    sets = np.empty((n, n), dtype=bool)
+    for s, e in _chunks(n):
+        sets[s:e] = rk.members(s, e, k)
     return sets
 
 
@@ -390,9 +405,11 @@ def precision_from_sets(sets_a, sets_b, k: int) -> np.ndarray:
     n = A.shape[1]
     if B.shape[1] != n:
         raise MetricInputError(f"sets_a are for {n} items, sets_b for {B.shape[1]}: the spaces must share items")
-    ftype = np.float32 if n * n < (1 << 24) else np.float64  # integer counts stay exact
-    counts = A.reshape(A.shape[0], n * n).astype(ftype) @ B.reshape(B.shape[0], n * n).T.astype(ftype)
-    return np.rint(counts).astype(np.float64) / (n * k)
+    ftype = np.float32 if n < (1 << 24) else np.float64  # integer counts stay exact
+    # per item i: |N_A(i) ∩ N_B(i)| for every pair, one batched product (n, a, n) @ (n, n, b) -> (n, a, b)
+    counts = np.matmul(A.transpose(1, 0, 2).astype(ftype), B.transpose(1, 2, 0).astype(ftype))
+    per_item = np.rint(counts).transpose(1, 2, 0).astype(np.float64) / k  # (a, b, n), as per_item_precision
+    return np.ascontiguousarray(per_item).mean(axis=-1)
 
 
 def precision_cross(spaces_a: Sequence[np.ndarray], spaces_b: Sequence[np.ndarray], k: int) -> np.ndarray:

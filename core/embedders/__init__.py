@@ -23,8 +23,8 @@ from .layers import layer_sweeps, load_layers
 from .registry import FAMILIES, POOLINGS, TABLE, ModelSpec
 
 __all__ = ["registry", "load_embeddings", "load_seeds", "available", "embed", "load_layers", "layer_sweeps",
-           "ModelSpec", "TABLE", "FAMILIES", "POOLINGS", "EmbedderError", "UnknownModelError", "NotComputedError", "MissingWeightsError",
-           "BadOptionError"]
+           "ModelSpec", "TABLE", "FAMILIES", "POOLINGS", "EmbedderError", "UnknownModelError", "NotComputedError",
+           "MissingWeightsError", "BadOptionError"]
 
 COLUMNS = ["name", "family", "paper_family", "source", "loader", "model_id", "default_pooling", "default_layer",
            "seeds", "offline_available", "present", "compute_command", "install", "notes"]

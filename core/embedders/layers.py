@@ -109,31 +109,11 @@ def _code(R: np.ndarray, scale: np.ndarray, bits: int) -> tuple[np.ndarray, np.n
     return hi.astype(np.int16), lo.astype(np.uint8)
 
 
-def _same_neighbours(E: np.ndarray, D: np.ndarray, item_sets, preprocessings) -> bool:
-    """True if D gives exactly E's k-NN sets on every item set x preprocessing (degenerate where E is)."""
-    from .. import metrics as M
-    from ..preprocessing import preprocess
-
-    for s in item_sets:
-        for how in preprocessings:
-            try:
-                a = M.neighbour_sets(preprocess(E[s.items], how), s.k)
-            except M.MetricInputError:
-                a = None
-            try:
-                b = M.neighbour_sets(preprocess(D[s.items], how), s.k)
-            except M.MetricInputError:
-                b = None
-            if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
-                return False
-    return True
-
-
 def encode_layers(E: np.ndarray, item_sets=None, preprocessings=None) -> tuple[dict[str, np.ndarray], dict]:
     """Encode a float32 sweep (L, n, d) for storage, choosing per layer the coarsest code (16-bit, 24-bit,
     float32) whose decoded layer has exactly the float32 layer's k-NN sets (module docstring).
     Returns (arrays for the npz, storage report for the manifest)."""
-    from ..multiverse import analysis_item_sets
+    from ..multiverse import analysis_item_sets, same_neighbour_sets
     from ..preprocessing import PREPROCESSINGS
 
     E = np.asarray(E, dtype=np.float32)
@@ -156,7 +136,7 @@ def encode_layers(E: np.ndarray, item_sets=None, preprocessings=None) -> tuple[d
                      "lo": (low[None] if low is not None else np.zeros((0, n, d), np.uint8)),
                      "exact_layers": np.zeros(0, np.int64), "exact": np.zeros((0, n, d), np.float32)}
             D = _decode(trial)[0]
-            if _same_neighbours(E[l], D, item_sets, preprocessings):
+            if same_neighbour_sets(E[l], D, item_sets, preprocessings):
                 chosen = bits
                 q[l] = hi
                 if low is not None:
