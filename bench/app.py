@@ -346,7 +346,7 @@ def main() -> int:
             factors = (["object", "colour", "determiner", "verb"] * args.rounds)[: args.rounds]
             measure("procrustes: colour by",
                     [lambda f=f: page.get_by_role("radio", name=f, exact=True).first.click() for f in factors])
-            # Why they align: k slider (learning curves, factor picture, summary), the curve's metric (radio)
+            # Why they align: k slider (learning curves, factor picture, summary), the curve's metric (segmented)
             page.goto(f"{url}/why?k=15&metric=pk")
             settle(page)
             ws = page.get_by_role("slider").first

@@ -184,8 +184,16 @@ def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
                          f"(median {mv['untrained_median']:.2f})")
         parts.append(".")
         if np.isfinite(mv.get("split_half", np.nan)):
-            parts.append(f" The best layer pair chosen on half of the instructions scores {mv['split_half']:.2f} on "
-                         f"the other half (the pre-registered last layers: {mv['last_layer']:.2f}).")
+            choice = f" ({mv['split_half_choice']})" if mv.get("split_half_choice") else ""
+            parts.append(f" The best layer pair chosen on half of the instructions{choice} scores "
+                         f"{mv['split_half']:.2f} on the other half")
+            if np.isfinite(mv.get("split_half_last_layer", np.nan)):
+                chance = (f"; chance {mv['half_chance']:.3f}" if np.isfinite(mv.get("half_chance", np.nan))
+                          else "")
+                parts.append(f"; the pre-registered last layers score {mv['split_half_last_layer']:.2f} the same "
+                             f"way{chance}.")
+            else:
+                parts.append(f" (the pre-registered last layers: {mv['last_layer']:.2f} on all items).")
     return "".join(parts)
 
 

@@ -95,15 +95,18 @@ def why_page() -> None:
             st.warning(f"No trajectory of {data.label(agent, a_seed)} is shipped (recorded seeds: "
                        f"{', '.join(map(str, traj_seeds))}); the curves show those seeds. Record it with:")
             st.code(V.record_command(agent, a_seed), language="bash")
-        st.radio("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get, horizontal=True,
-                 help="P@k: mean over the 108 instructions; P@k of the selected instruction: that instruction's "
-                      "share of common neighbours; CKA (linear) and RSA (Spearman) do not depend on k.",
-                 **state.bind("w_metric", "metric"))
+        st.segmented_control("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get,
+                             help="P@k: mean over the 108 instructions; P@k of the selected instruction: that "
+                                  "instruction's share of common neighbours; CKA (linear) and RSA (Spearman) do "
+                                  "not depend on k.", **state.bind("w_metric", "metric"))
+        if st.session_state["metric"] not in CURVE_METRICS:  # a segmented control can be cleared
+            state.select("metric", CURVE_METRICS[0])
         metric = st.session_state["metric"]
         slow = metric in ("cka", "rsa")  # dynamics.trajectory_metrics: P@15, CKA and RSA of every snapshot, once
         try:
-            with st.spinner(f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
-                            f"{len(pairs)} model(s) (once: kept in the cache afterwards)…") if slow else nullcontext():
+            busy = (f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
+                    f"{len(pairs)} model(s) (once: kept in the cache afterwards)…")
+            with st.spinner(busy) if slow else nullcontext():
                 learning = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
                                              item if metric == "pk_instruction" else -1) if pairs else None
             max_step = int(max(V.trajectory(xtok, agent, s).steps[-1] for s in traj_seeds))

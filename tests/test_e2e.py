@@ -235,7 +235,8 @@ def test_why_page_deep_link_and_bad_link(app_url, page):
     expect(page.get_by_text("The answer, from the data")).to_be_visible(timeout=120_000)
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
     q = query(page)
-    assert (q["instruction"], q["k"], q["models"], q["seed"], q["metric"]) == (instr, "9", "alm,smollm2-135m", "1", "cka")
+    assert (q["instruction"], q["k"], q["models"], q["seed"], q["metric"]) == (instr, "9", "alm,smollm2-135m", "1",
+                                                                                "cka")
     expect(page.get_by_test_id("stSidebar")).to_contain_text(instr)
     expect(page.get_by_text("alm-s1 vs smollm2-135m").first).to_be_visible()  # the summary is about seed 1, k 9
     expect(page.get_by_text("(P@9; chance").first).to_be_visible()

@@ -85,7 +85,8 @@ def test_answer_states_the_numbers_it_is_given():
     text = why.answer_text(_answer())
     for needle in ("**0.67**", "**0.19**", "1500 training steps", "0.74 at step 40", "lowers the alignment by 0.48",
                    "0.70–0.73", "(LLaMA)", "**alm-s0** is organised by colour (η² 0.58) and object (0.39)",
-                   "before training, untrained-alm-s0 by verb (η² 0.40)", "smollm2-135m is organised by verb (η² 0.49)",
+                   "before training, untrained-alm-s0 by verb (η² 0.40)",
+                   "smollm2-135m is organised by verb (η² 0.49)",
                    "different factors (colour and object vs verb)"):
         assert needle in text, needle
     up = why.answer_text(_answer(trained_p=0.8, peak_p=0.8, organisation={"alm-s0": [("verb", 0.5)],
@@ -100,12 +101,16 @@ def test_answer_states_the_numbers_it_is_given():
               untrained_q05=0.4, untrained_q95=0.7, untrained_median=0.6)
     text = why.answer_text(_answer(multiverse=mv))
     assert "Over 12,000 analysis choices" in text and "0.12–0.45 (median 0.20)" in text
-    assert "0.40–0.70 (median 0.60)" in text and "scores 0.41 on the other half" in text
+    assert "0.40–0.70 (median 0.60)" in text and "scores 0.41 on the other half (the pre-registered" in text
+    mv |= dict(split_half_choice="agent L0 mean / L2 mean (15/20)", split_half_last_layer=0.18, half_chance=7 / 53)
+    text = why.answer_text(_answer(multiverse=mv))
+    assert "instructions (agent L0 mean / L2 mean (15/20)) scores 0.41 on the other half; the pre-registered last " \
+           "layers score 0.18 the same way; chance 0.132." in text
 
 
 def test_learning_effect_line():
     line = why.learning_effect([0.67, 0.71, np.nan], [0.19, 0.21, 0.3], ["a", "b", "c"], 15)
-    assert line == "P@15 of the untrained agent → the trained agent: a 0.67 → 0.19, b 0.71 → 0.21; learning lowers " \
-                   "it against every model."
+    assert line == ("P@15 of the untrained agent → the trained agent: a 0.67 → 0.19, b 0.71 → 0.21; "
+                    "learning lowers it against every model.")
     assert "lowers it against 1 of 2" in why.learning_effect([0.5, 0.2], [0.4, 0.3], ["a", "b"], 15)
     assert why.learning_effect([np.nan], [0.2], ["a"], 15) == ""

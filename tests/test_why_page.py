@@ -43,12 +43,19 @@ def _fake_multiverse() -> tuple[pd.DataFrame, pd.DataFrame]:
             rows.append(pd.DataFrame({"agent": agent, "seed": s, "trained": trained, "reference": "smollm2-135m",
                                       "p_at_k": v, "chance": 15 / 107, "preregistered": np.arange(N_CHOICES) == 0}))
         row = {"agent": "alm", "seed": s, "trained": True, "twin": "untrained-alm", "reference": "smollm2-135m",
-               "chance": 15 / 107, "n_choices": N_CHOICES}
+               "chance": 15 / 107, "n_choices": N_CHOICES, "half_chance": 7 / 53}
+        twin = {"agent": "untrained-alm", "seed": s, "trained": False, "twin": "", "reference": "smollm2-135m",
+                "chance": 15 / 107, "n_choices": N_CHOICES, "half_chance": 7 / 53}
         for pre, v in (("", vals["alm"]), ("untrained_", vals["untrained-alm"])):
-            row |= {f"{pre}last_layer": float(v[0]), f"{pre}split_half": float(np.median(v) + 0.05),
-                    f"{pre}median": float(np.median(v)), f"{pre}q05": float(np.quantile(v, 0.05)),
-                    f"{pre}q95": float(np.quantile(v, 0.95))}
-        summ.append(row)
+            figs = {"last_layer": float(v[0]), "split_half": float(np.median(v) + 0.05),
+                    "split_half_last_layer": float(v[0] - 0.01), "median": float(np.median(v)),
+                    "q05": float(np.quantile(v, 0.05)), "q95": float(np.quantile(v, 0.95))}
+            row |= {pre + c: x for c, x in figs.items()}
+            if pre:
+                twin |= figs | {"split_half_choice": "agent L0 mean / L2 mean (9/20)"}
+            else:
+                row["split_half_choice"] = "agent L0 mean / L1 mean (15/20)"
+        summ += [row, twin]
     return pd.concat(rows, ignore_index=True), pd.DataFrame(summ)
 
 
@@ -173,7 +180,8 @@ def test_why_page_draws_the_data(why_env):
     v = why_env["results"].query("agent == 'alm' and seed == 0")["p_at_k"].to_numpy()
     assert hist.loc[hist["agent"] == "alm-s0", "choices"].tolist() == np.histogram(v, np.linspace(0, 1, 51))[0].tolist()
     rules = next(lay for lay in mspec["layer"] if lay["mark"].get("type") == "rule" and "strokeDash" in lay["encoding"])
-    row = why_env["summary"].query("seed == 0").iloc[0]
+    row = why_env["summary"].query("seed == 0 and agent == 'alm'").iloc[0]
+    assert any("agent L0 mean / L1 mean (15/20)" in m["about"] for m in rules["data"]["values"])
     assert {(m["agent"], m["dash"], round(m["value"], 9)) for m in rules["data"]["values"]} == {
         ("alm-s0", "last_layer", round(row["last_layer"], 9)), ("alm-s0", "split_half", round(row["split_half"], 9)),
         ("untrained-alm-s0", "last_layer", round(row["untrained_last_layer"], 9)),
@@ -211,7 +219,8 @@ def test_deep_link_restores_the_selection_and_the_curve(why_env):
     ss = at.session_state
     assert (ss["instruction"], ss["k"], ss["models"], ss["seed"], ss["metric"], ss["agent"]) == (
         INSTR[17], 7, ["alm", "smollm2-135m"], 1, "rsa", "alm")
-    assert at.radio(key="w_metric").value == "rsa" and at.selectbox(key="w_instruction").value == INSTR[17]
+    assert at.segmented_control(key="w_metric").value == "rsa"
+    assert at.selectbox(key="w_instruction").value == INSTR[17]
     assert all(_qp(at, k) == v for k, v in params.items())  # mirrored in the address bar
     spec, df = _chart(at, "Learning curves: RSA")
     sel = df[(df["panel"] == "curve") & df["selected"].astype(bool)]
@@ -221,11 +230,14 @@ def test_deep_link_restores_the_selection_and_the_curve(why_env):
     assert r[0] == pytest.approx(metrics.rsa(U1, S)) and r[-1] == pytest.approx(metrics.rsa(T1, S))
     assert "**alm-s1 vs smollm2-135m** (P@7" in _texts(at)
     # the selected instruction's own P@k over training
-    at.radio(key="w_metric").set_value("pk_instruction").run()
+    at.segmented_control(key="w_metric").set_value("pk_instruction").run()
     assert _qp(at, "metric") == "pk_instruction"
     r = _curve(_chart(at, "Learning curves: P@")[1], "smollm2-135m", 1)
     assert r[0] == pytest.approx(metrics.per_item_precision(U1, S, 7)[17])
     assert r[-1] == pytest.approx(metrics.per_item_precision(T1, S, 7)[17])
+    at.segmented_control(key="w_metric").set_value(None).run()  # cleared: back to P@k, not an error
+    assert not at.exception and at.session_state["metric"] == "pk" and _qp(at, "metric") == "pk"
+    at.segmented_control(key="w_metric").set_value("pk_instruction").run()
     at.slider(key="w_k").set_value(3).run()
     r3 = _curve(_chart(at, "Learning curves: P@")[1], "smollm2-135m", 1)
     assert r3[-1] == pytest.approx(metrics.per_item_precision(T1, S, 3)[17]) and _qp(at, "k") == "3"

@@ -31,6 +31,9 @@ MULTIVERSE_BINS = np.linspace(0.0, 1.0, 51)  #: histogram bins of P@k over analy
 #: every legend above its chart: charts stacked on one step axis then have plots of the same width
 TOP_LEGEND = {"orient": "top", "direction": "horizontal", "labelLimit": 260, "symbolType": "stroke",
               "symbolOpacity": 1, "symbolStrokeWidth": 3}
+#: the multiverse summary's figures that the answer states (core.multiverse.SUMMARY_COLUMNS)
+MULTIVERSE_FIGURES = ("n_choices", "q05", "q95", "median", "last_layer", "split_half", "split_half_choice",
+                      "split_half_last_layer", "half_chance", "untrained_q05", "untrained_q95", "untrained_median")
 METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
 
 
@@ -38,9 +41,8 @@ def token(tok: str) -> str:
     """``tok`` plus a fingerprint of the trajectory and multiverse files (names, sizes, mtimes)."""
     from core import dynamics, multiverse
 
-    parts = [tok, *data._scan(dynamics.trajectories_dir(), "*.json")]
-    if hasattr(multiverse, "multiverse_dir"):  # TODO(merge): always, once branch multiverse's run is in
-        parts += data._scan(multiverse.multiverse_dir(), "*.*")
+    parts = [tok, *data._scan(dynamics.trajectories_dir(), "*.json"),
+             *data._scan(multiverse.multiverse_dir(), "*.*")]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -344,8 +346,6 @@ def multiverse(xtok: str) -> dict[str, Any]:
     FileNotFoundError (with the command) when it is not computed."""
     from core import multiverse as MV
 
-    if not hasattr(MV, "load_results"):  # TODO(merge): remove once branch multiverse's run is in
-        raise FileNotFoundError("core.multiverse has no load_results in this checkout")
     res = MV.load_results()
     summary = MV.load_summary()
     values = res["p_at_k"].to_numpy(dtype=np.float64)
@@ -390,12 +390,20 @@ def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
               "legend": {"orient": "top", "title": None, "labelLimit": 260}}
     x = {"type": _Q, "title": f"P@k over analysis choices (vs {model})", "scale": {"domain": [0, 1], "nice": False}}
     marks = []
-    for lab, pre in ((labels[0], ""), (labels[1], "untrained_")):
-        for what, dash in (("last_layer", [1, 0]), ("split_half", [5, 3])):
-            v = row.get(pre + what, np.nan)
-            if v is not None and np.isfinite(float(v)):
-                marks.append({"agent": lab, "what": "last layer (pre-registered)" if what == "last_layer" else
-                              "split-half best layer (held out)", "value": float(v), "dash": what})
+    for lab, name in series:
+        r = row if name == agent else multiverse_row(mv, name, seed, model)
+        for what in ("last_layer", "split_half"):
+            v = (r or {}).get(what, np.nan)
+            if v is None or not np.isfinite(float(v)):
+                continue
+            if what == "last_layer":
+                about = "all 108 instructions, k = 15"
+            else:
+                about = (f"chosen on one half: {r.get('split_half_choice', '')}; scored on the other (chance "
+                         f"{float(r.get('half_chance', np.nan)):.3f}); the last layers score "
+                         f"{float(r.get('split_half_last_layer', np.nan)):.3f} the same way")
+            marks.append({"agent": lab, "what": "last layer (pre-registered)" if what == "last_layer" else
+                          "split-half best layer pair (held out)", "value": float(v), "dash": what, "about": about})
     paper = _paper(tok, model)
     layers: list[dict[str, Any]] = []
     if np.isfinite(paper[0]):
@@ -418,7 +426,8 @@ def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
                                                    "scale": {"domain": ["last_layer", "split_half"],
                                                              "range": [[1, 0], [5, 3]]}},
                                     "tooltip": [{"field": "agent", "type": _N}, {"field": "what", "type": _N},
-                                                {"field": "value", "type": _Q, "title": "P@k", "format": ".3f"}]}})
+                                                {"field": "value", "type": _Q, "title": "P@k", "format": ".3f"},
+                                                {"field": "about", "type": _N, "title": "how"}]}})
     chance = float(row.get("chance", metrics.chance_precision(N, report.K)))
     layers.append({"data": {"values": [{"chance": chance}]},
                    "mark": {"type": "rule", "color": "black", "strokeDash": [1, 3], "strokeWidth": 1.5},
@@ -484,9 +493,8 @@ def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) 
         return ans
     row = multiverse_row(mv, agent, a_seed, model)
     if row is not None:
-        ans.multiverse = {c: float(row[c]) for c in ("n_choices", "q05", "q95", "median", "last_layer",
-                                                     "split_half", "untrained_q05", "untrained_q95",
-                                                     "untrained_median") if c in row and row[c] is not None}
+        ans.multiverse = {c: row[c] if c.endswith("_choice") else float(row[c]) for c in MULTIVERSE_FIGURES
+                          if c in row and row[c] is not None}
     return ans
 
 
