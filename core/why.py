@@ -178,7 +178,7 @@ def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
     if mv:
         parts.append(f" Over {int(mv['n_choices']):,} analysis choices (layers, poolings, preprocessing, instruction "
                      f"subsets; P@15 or its chance-matched k), {a.agent} spans {mv['q05']:.2f}–{mv['q95']:.2f} "
-                     f"(median {mv['median']:.2f})")
+                     f"(5th–95th percentile; median {mv['median']:.2f})")
         if np.isfinite(mv.get("untrained_median", np.nan)):
             parts.append(f" and the untrained agent {mv['untrained_q05']:.2f}–{mv['untrained_q95']:.2f} "
                          f"(median {mv['untrained_median']:.2f})")

@@ -100,7 +100,7 @@ def test_answer_states_the_numbers_it_is_given():
     mv = dict(n_choices=12000, q05=0.12, q95=0.45, median=0.2, last_layer=0.19, split_half=0.41,
               untrained_q05=0.4, untrained_q95=0.7, untrained_median=0.6)
     text = why.answer_text(_answer(multiverse=mv))
-    assert "Over 12,000 analysis choices" in text and "0.12–0.45 (median 0.20)" in text
+    assert "Over 12,000 analysis choices" in text and "0.12–0.45 (5th–95th percentile; median 0.20)" in text
     assert "0.40–0.70 (median 0.60)" in text and "scores 0.41 on the other half (the pre-registered" in text
     mv |= dict(split_half_choice="agent L0 mean / L2 mean (15/20)", split_half_last_layer=0.18, half_chance=7 / 53)
     text = why.answer_text(_answer(multiverse=mv))
