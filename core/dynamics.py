@@ -208,3 +208,48 @@ def learning_curves(name: str, spaces: Mapping[str, np.ndarray], k: int = 15,
         df["success"] = df.step.map(dict(zip(t.steps.tolist(), t.success.tolist())))
         frames.append(df)
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def reference_spaces(names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Shipped spaces by name (seeded entries: their first seed; ``alm-s2``-style stems work too).
+    Default: every space present (``core.embedders.available()``)."""
+    from .embedders import available as present
+    from .report import load_space
+
+    return {n: load_space(n)[0] for n in (names if names else present())}
+
+
+def cli(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m core dynamics", description="Alignment across learning: P@k, CKA "
+                                "and RSA of each recorded E_L snapshot of an agent against shipped spaces.")
+    p.add_argument("--name", default="alm", help="agent name (alm, alm-done, alm-word-random, ...)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", default="", help="comma-separated spaces (default: every space present)")
+    p.add_argument("-k", "--k", type=int, default=15)
+    p.add_argument("--steps", default="", help="comma-separated recorded steps to print (default: all)")
+    p.add_argument("--metric", choices=["p_at_k", "cka", "rsa"], default="p_at_k", help="metric of the table")
+    p.add_argument("--csv", default=None, help="write the long table (every step, model and metric) here")
+    p.add_argument("--list", action="store_true", help="list the trajectories present and exit")
+    args = p.parse_args(argv[1:])
+    if args.list:
+        for name, seed in available():
+            print(store.embedding_file_name(name, seed))
+        return 0
+    traj = load_trajectory(args.name, args.seed)
+    spaces = reference_spaces([m.strip() for m in args.models.split(",") if m.strip()])
+    df = trajectory_metrics(traj, spaces, args.k)
+    if args.csv:
+        df.to_csv(args.csv, index=False)
+    table = df.pivot(index="step", columns="model", values=args.metric)[list(spaces)]
+    table.insert(0, "success", pd.Series(traj.success, index=traj.steps))
+    if args.steps:
+        table = table.loc[[int(s) for s in args.steps.split(",")]]
+    chance = metrics.chance_precision(len(traj.instructions), args.k)
+    print(f"# {traj.stem}: {args.metric} (k = {args.k}) of E_L at each recorded step vs each space; success = quick "
+          f"check of training (NaN: none ran at that step); chance P@k = {chance:.3f}")
+    with pd.option_context("display.max_rows", 500, "display.width", 250, "display.max_columns", 50):
+        print(table.round(3).to_string())
+    return 0

@@ -219,3 +219,31 @@ def test_learning_curves_stack_the_seeds_with_success():
     with pytest.raises(TrajectoryError, match="no trajectories of 'nope'"):
         learning_curves("nope", {"bag-of-words": space})
     assert dynamics.METRIC_COLUMNS == ("step", "model", "p_at_k", "cka", "rsa")
+
+
+def test_cli_prints_the_curve_with_success(tmp_assets, capsys):
+    import shutil
+
+    from core.cli import main
+    from core.instructions import instruction_set
+
+    (tmp_assets / "embeddings").mkdir()
+    for ext in ("npz", "json"):
+        shutil.copy(store.REPO_ROOT / "assets" / "embeddings" / f"bag-of-words.{ext}", tmp_assets / "embeddings")
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(3, 108, 16)).astype(np.float32)
+    save_trajectory("toy", 2, [0, 10, 20], E, [np.nan, 0.25, np.nan], instruction_set(),
+                    {"model": "toy", "family": "agent", "source": "test"})
+    assert main(["dynamics", "--list"]) == 0 and capsys.readouterr().out.split() == ["toy-s2"]
+    assert main(["dynamics", "--name", "toy", "--seed", "2", "--models", "bag-of-words", "-k", "5",
+                 "--csv", str(tmp_assets / "c.csv")]) == 0
+    out = capsys.readouterr().out
+    bow = store.read_embeddings("bag-of-words")[0]
+    rows = {int(w[0]): w[1:] for w in map(str.split, out.splitlines()) if w and w[0].isdigit()}
+    assert sorted(rows) == [0, 10, 20] and rows[0][0] == "NaN" and rows[10][0] == "0.25"
+    assert float(rows[20][1]) == round(metrics.precision_at_k(E[2], bow, 5), 3)
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_assets / "c.csv")) == 3
+    with pytest.raises(TrajectoryError, match="available seeds of 'toy': \\[2\\]"):
+        main(["dynamics", "--name", "toy", "--seed", "0"])
