@@ -48,8 +48,8 @@ def main() -> int:
     res = mv.compute(agent_layers, ref_layers, twins=twins, ref_default_pooling=default)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     n_eval = res.n_evaluations
-    print(f"\n1. multiverse: {len(agent_layers)} agent spaces-sets x {len(ref_layers)} references, "
-          f"{len(res.results)} choices + split halves = {n_eval} P@k evaluations at n <= 108")
+    print(f"\n1. multiverse: {len(agent_layers)} agents (checkpoints + untrained twins) x {len(ref_layers)} "
+          f"references, {len(res.results)} choices + split halves = {n_eval} P@k evaluations at n <= 108")
     print(f"   {wall:.1f} s wall, {cpu:.1f} s CPU  ->  {1e4 * cpu / n_eval:.3f} s CPU per 10^4 evaluations "
           f"(target: 10^4 in <= 120 s)   [{_load()}]")
     print("   parts (wall): " + ", ".join(f"{k} {v:.1f}" for k, v in res.timings.items()))
