@@ -80,6 +80,37 @@ def trajectory_factor_separation(traj) -> pd.DataFrame:
     return store.cached("why.trajectory_factor_separation", params, compute).copy()
 
 
+# ------------------------------------------------------------------------------------------ organisation
+def factor_share_counts(X, instructions: Sequence[str] | None = None,
+                        factors: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbour-factor shares for every k at once: ``(counts, chance)``.
+
+    ``counts[f, i, k-1]`` (uint8) = how many of item i's k nearest neighbours have i's level of ``factors[f]``
+    (neighbours: :func:`core.metrics.neighbours`, cosine on raw rows, self excluded, ties to the smaller index);
+    ``chance[f, i]`` = (#items with i's level - 1) / (n - 1). The share at k is ``counts[:, :, k-1] / k``: the
+    quantity of :func:`core.controls.neighbour_factor_shares` (equal at every k: tests/test_why.py), computed once
+    per space so that a new k is a slice. Default factors: ``core.instructions.FACTORS``.
+    """
+    from .instructions import FACTORS, metadata
+
+    X = metrics.check_space(X)
+    n = X.shape[0]
+    if n > 256:
+        raise metrics.MetricInputError(f"factor_share_counts stores counts as uint8: n = {n} > 256 items")
+    meta = metadata(instructions)
+    if len(meta) != n:
+        raise metrics.MetricInputError(f"{len(meta)} instructions for {n} rows: give the instructions of the rows")
+    idx = metrics.neighbours(X, n - 1)
+    factors = list(FACTORS if factors is None else factors)
+    counts = np.empty((len(factors), n, n - 1), dtype=np.uint8)
+    chance = np.empty((len(factors), n))
+    for j, f in enumerate(factors):
+        _, y = np.unique(np.asarray(meta[f]), return_inverse=True)
+        counts[j] = np.cumsum(y[idx] == y[:, None], axis=1)
+        chance[j] = (np.bincount(y)[y] - 1) / (n - 1)
+    return counts, chance
+
+
 # ------------------------------------------------------------------------------------------ sentences
 def organised_by(separation: pd.DataFrame, share: float = ORGANISED_SHARE, limit: int = 2) -> list[tuple[str, float]]:
     """[(factor, η²), ...]: the factors that organise a space, strongest first.

@@ -161,8 +161,7 @@ def why_page() -> None:
                "cannot share neighbourhoods.")
     line = []
     for sp in spaces:
-        per = V.item_shares(tok, xtok, sp, k)
-        mine = per[per["instruction"] == instr]
+        mine = V.shares(tok, xtok, sp, k, item)
         line.append(f"{V.space_label(sp)}: " + ", ".join(f"{f} {int(round(s * k))}/{k}" for f, s in
                                                          zip(mine["factor"], mine["share"])))
     st.markdown(f"**“{instr}”**: of its {k} nearest neighbours, how many share its level of each factor — "

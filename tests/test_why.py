@@ -59,6 +59,27 @@ def test_factor_separation_over_steps():
     assert (first["eta2"] < last["eta2"].to_numpy().max()).all()  # random at step 0, structured at the end
 
 
+def test_factor_share_counts_equal_neighbour_factor_shares_at_every_k():
+    from core.controls import neighbour_factor_shares
+    from core.instructions import FACTORS
+
+    X = _trajectory().embeddings[-1]
+    counts, chance = why.factor_share_counts(X)
+    assert counts.shape == (len(FACTORS), 108, 107) and counts.dtype == np.uint8
+    for k in (1, 5, 15, 60, 107):
+        per = neighbour_factor_shares(X, k, per_item=True)
+        for j, f in enumerate(FACTORS):
+            rows = per[per["factor"] == f]
+            assert np.allclose(counts[j, :, k - 1] / k, rows["share"]) and np.allclose(chance[j], rows["chance"])
+    assert (counts[:, :, -1] == np.round(chance * 107)).all()  # at k = n-1 every item is a neighbour
+    colour = pd.get_dummies(metadata()["colour"]).to_numpy(float)
+    c, _ = why.factor_share_counts(colour + 1e-3 * np.random.default_rng(1).normal(size=colour.shape))
+    j = list(FACTORS).index("colour")
+    assert (c[j, :, 16] == 17).all()  # a colour-only space: each item's 17 nearest share its colour
+    with pytest.raises(metrics.MetricInputError, match="instructions for"):
+        why.factor_share_counts(X[:50])
+
+
 def test_organised_by_reads_the_factor_that_structures_a_space():
     meta = metadata()
     colour = pd.get_dummies(meta["colour"]).to_numpy(float)

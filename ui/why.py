@@ -139,38 +139,45 @@ def separation(tok: str, xtok: str, sp: Space) -> pd.DataFrame:
     return factor_separation(space_array(tok, xtok, sp))
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def item_shares(tok: str, xtok: str, sp: Space, k: int) -> pd.DataFrame:
-    """:func:`core.controls.neighbour_factor_shares` per item (instruction, factor, level, share, chance)."""
-    from core.controls import neighbour_factor_shares
-
-    return neighbour_factor_shares(space_array(tok, xtok, sp), k, per_item=True)
+@st.cache_resource(max_entries=128, show_spinner=False)
+def organised_by(tok: str, xtok: str, sp: Space) -> list[tuple[str, float]]:
+    """:func:`core.why.organised_by` of one space (independent of k)."""
+    return W.organised_by(separation(tok, xtok, sp))
 
 
-def shares(tok: str, xtok: str, sp: Space, k: int) -> pd.DataFrame:
-    """Per factor: mean share and chance over items (= ``neighbour_factor_shares(X, k)``), and the ratio."""
-    per = item_shares(tok, xtok, sp, k)
-    out = per.groupby("factor", sort=False)[["share", "chance"]].mean().reset_index()
-    out["ratio"] = out["share"] / out["chance"]
-    return out
+@st.cache_resource(max_entries=128, show_spinner=False)
+def share_counts(tok: str, xtok: str, sp: Space) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`core.why.factor_share_counts` of one space, factors in ``ui.state.FACTORS`` order: the neighbour-factor
+    shares of every item at every k (a new k is a slice)."""
+    c, chance = W.factor_share_counts(space_array(tok, xtok, sp), factors=FACTORS)
+    c.setflags(write=False)
+    return c, chance
+
+
+def shares(tok: str, xtok: str, sp: Space, k: int, item: int | None = None) -> pd.DataFrame:
+    """Per factor (``FACTORS`` order): ``share`` of the k nearest neighbours with the item's level and its
+    ``chance``, the mean over items (= :func:`core.controls.neighbour_factor_shares`), or for one ``item``."""
+    c, chance = share_counts(tok, xtok, sp)
+    k = metrics.check_k(k, c.shape[1])
+    share = c[:, :, k - 1] / k
+    if item is None:
+        return pd.DataFrame({"factor": FACTORS, "share": share.mean(axis=1), "chance": chance.mean(axis=1)})
+    return pd.DataFrame({"factor": FACTORS, "share": share[:, item], "chance": chance[:, item]})
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def organisation_table(tok: str, xtok: str, spaces: tuple[Space, ...], k: int) -> pd.DataFrame:
     """One row per (space, factor, measure): η², LOO accuracy and the neighbour share at k, each with its chance."""
-    rows = []
+    parts = []
     for sp in spaces:
-        lab = space_label(sp)
-        fs = separation(tok, xtok, sp).set_index("factor")
-        sh = shares(tok, xtok, sp, k).set_index("factor")
-        for f in FACTORS:
-            rows += [{"space": lab, "factor": f, "measure": "η² (variance share)", "value": fs.at[f, "eta2"],
-                      "chance": fs.at[f, "eta2_null"]},
-                     {"space": lab, "factor": f, "measure": "LOO accuracy", "value": fs.at[f, "loo_centroid_acc"],
-                      "chance": fs.at[f, "chance"]},
-                     {"space": lab, "factor": f, "measure": f"neighbour share at k = {k}", "value": sh.at[f, "share"],
-                      "chance": sh.at[f, "chance"]}]
-    return pd.DataFrame(rows)
+        fs = separation(tok, xtok, sp).set_index("factor").loc[list(FACTORS)]
+        sh = shares(tok, xtok, sp, k)
+        parts.append(pd.DataFrame({
+            "space": space_label(sp), "factor": np.tile(FACTORS, 3),
+            "measure": np.repeat(["η² (variance share)", "LOO accuracy", f"neighbour share at k = {k}"], len(FACTORS)),
+            "value": np.concatenate([fs["eta2"], fs["loo_centroid_acc"], sh["share"]]),
+            "chance": np.concatenate([fs["eta2_null"], fs["chance"], sh["chance"]])}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _colours(ctx: dict[str, Any], names: list[str]) -> list[str]:
@@ -242,23 +249,26 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     ctx = data.context(tok)
     seeds = trajectory_seeds(xtok, agent)
     title = METRIC_TITLES[metric].replace("k", str(k)) if metric.startswith("pk") else METRIC_TITLES[metric]
-    rows = []
+    parts = []  # (model, its file, agent seed, steps, values)
     for m, _ in models:
         for s in seeds:
             ms = data.space_seed(ctx, m, s)
-            t = trajectory(xtok, agent, s)
+            steps = trajectory(xtok, agent, s).steps
             if metric in ("pk", "pk_instruction"):
                 v = W.precision_over_steps(counts(tok, xtok, agent, s, m, ms), k,
                                            item if metric == "pk_instruction" else None)
             else:
                 v = metrics_over_steps(tok, xtok, agent, s, m, ms)[metric].to_numpy()
-            rows.append(pd.DataFrame({"model": m, "model_file": data.label(m, ms), "agent": data.label(agent, s),
-                                      "seed": s, "step": t.steps, "value": v, "selected": s == seed}))
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["model", "model_file", "agent", "seed", "step", "value", "selected"])
-    table.insert(5, "metric", title)
+            parts.append((m, data.label(m, ms), s, steps, v))
+    sizes = [len(p[3]) for p in parts]
+    each = lambda j: np.repeat([p[j] for p in parts], sizes)  # noqa: E731  (one value per part, per step)
+    table = pd.DataFrame({"model": each(0), "model_file": each(1), "agent": np.repeat(
+        [data.label(agent, p[2]) for p in parts], sizes), "seed": each(2), "metric": title,
+        "step": np.concatenate([p[3] for p in parts]) if parts else [],
+        "value": np.concatenate([p[4] for p in parts]) if parts else [],
+        "selected": np.repeat([p[2] == seed for p in parts], sizes).astype(bool)})
     band = table.groupby(["model", "step"], sort=False)["value"].agg(["min", "max"]).reset_index()
-    plot = pd.concat([table.assign(panel="curve")[["panel", "model", "seed", "step", "value", "selected"]],
+    plot = pd.concat([table[["model", "seed", "step", "value", "selected"]].assign(panel="curve"),
                       band.rename(columns={"min": "lo", "max": "hi"}).assign(panel="band")], ignore_index=True)
     names = [m for m, _ in models]
     max_step = int(table["step"].max()) if len(table) else 1
@@ -348,17 +358,17 @@ def multiverse(xtok: str) -> dict[str, Any]:
 
     res = MV.load_results()
     summary = MV.load_summary()
+    rows = {(str(r["agent"]), int(r["seed"]), str(r["reference"])): r for r in summary.to_dict("records")}
     values = res["p_at_k"].to_numpy(dtype=np.float64)
     values.setflags(write=False)
     keys = res[["agent", "seed", "reference"]].astype({"agent": str, "seed": int, "reference": str})
     groups = {k: v for k, v in keys.groupby(["agent", "seed", "reference"], sort=False).indices.items()}
-    return {"values": values, "groups": groups, "summary": summary, "references": sorted(set(keys["reference"]))}
+    return {"values": values, "groups": groups, "rows": rows, "references": sorted(set(keys["reference"]))}
 
 
 def multiverse_row(mv: dict[str, Any], agent: str, seed: int, model: str) -> dict[str, Any] | None:
-    s = mv["summary"]
-    hit = s[(s["agent"].astype(str) == agent) & (s["seed"] == seed) & (s["reference"].astype(str) == model)]
-    return None if hit.empty else hit.iloc[0].to_dict()
+    """The summary row of (agent, seed, reference model) (:data:`core.multiverse.SUMMARY_COLUMNS`), or None."""
+    return mv["rows"].get((agent, int(seed), model))
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -437,6 +447,7 @@ def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
     return {"description": f"Multiverse: {series[0][0]} vs {model}", "height": 280, "layer": layers}, hist_df, row
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
 def _paper_family(tok: str, model: str) -> str:
     inv = data.inventory(tok)
     fam = inv.loc[inv["name"] == model, "paper_family"]
@@ -467,8 +478,10 @@ def untrained_space(tok: str, xtok: str, agent: str, a_seed: int) -> Space | Non
     return None
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
 def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) -> W.PairAnswer:
-    """The figures of :class:`core.why.PairAnswer` for one pair (every one from a cached loader)."""
+    """The figures of :class:`core.why.PairAnswer` for one pair (every one from a cached loader; shared by every
+    session: never mutate it)."""
     ctx = data.context(tok)
     a_seed = data.space_seed(ctx, agent, seed)
     ms = data.space_seed(ctx, model, seed)
@@ -486,7 +499,7 @@ def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) 
         ans.untrained_p = float(data.curve(tok, u[0], u[1], model, ms)[k - 1]) if u[2] is None else float(p[0])
     for lab, sp in ((ans.agent, (agent, a_seed, None)), (ans.untrained, u), (ans.model, (model, ms, None))):
         if sp is not None:
-            ans.organisation[lab] = W.organised_by(separation(tok, xtok, sp))
+            ans.organisation[lab] = organised_by(tok, xtok, sp)
     try:
         mv = multiverse(xtok)
     except FileNotFoundError:
