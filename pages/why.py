@@ -139,10 +139,11 @@ def why_page() -> None:
                        "seeds), only at the steps where it ran: there is no success value between them, and none "
                        f"is drawn. Filled: {data.label(agent, a_seed)}; hollow: the other seeds.")
         if learning is not None:
-            with st.expander("Table of the curves"):
+            with st.expander(f"Table: {data.label(agent, a_seed)} at each recorded step"):
                 st.dataframe(table, hide_index=True, key="why_curves_table",
-                             column_config={"value": st.column_config.NumberColumn(format="%.3f")})
-            st.download_button("Download the curves (CSV)", csv, file_name=f"alva_learning_{agent}_{metric}_k{k}.csv",
+                             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                                            if c != "step"})
+            st.download_button("Download the curves of every seed (CSV)", csv, file_name=f"alva_learning_{agent}_{metric}_k{k}.csv",
                                mime="text/csv", on_click="ignore")
 
     # ------------------------------------------------------------------------------------ 2. organisation
@@ -168,7 +169,8 @@ def why_page() -> None:
                 + "; ".join(line) + ".")
     with st.expander("Table of the factor picture"):
         st.dataframe(otable, hide_index=True, key="why_org_table",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("value", "chance")})
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in otable.columns
+                                    if c not in ("space", "measure")})
     st.download_button("Download the factor picture (CSV)", ocsv, file_name=f"alva_factors_k{k}.csv",
                        mime="text/csv", on_click="ignore")
 

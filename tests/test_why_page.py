@@ -153,6 +153,8 @@ def test_why_page_draws_the_data(why_env):
     band = df[(df["panel"] == "band") & (df["model"] == "smollm2-135m")].sort_values("step")
     both = np.vstack([_curve(df, "smollm2-135m", 0), _curve(df, "smollm2-135m", 1)])
     assert np.allclose(band["lo"], both.min(0)) and np.allclose(band["hi"], both.max(0))
+    tab = next(d.value for d in at.dataframe if "step" in d.value.columns)  # the table under the curves
+    assert tab["step"].tolist() == STEPS and np.allclose(tab["smollm2-135m"], p)
     chance = [lay for lay in spec["layer"] if lay.get("mark", {}).get("type") == "rule"]
     assert chance and chance[0]["data"]["values"] == [{"chance": pytest.approx(15 / 107)}]
     # success: points only at the steps where the quick check ran (no interpolation)
@@ -169,6 +171,8 @@ def test_why_page_draws_the_data(why_env):
     eta = org[(org["space"] == "alm-s0") & (org["measure"].str.startswith("η²"))].set_index("factor")
     assert np.allclose(eta.loc[fs.index, "value"], fs["eta2"]) and np.allclose(eta.loc[fs.index, "chance"],
                                                                                 fs["eta2_null"])
+    otab = next(d.value for d in at.dataframe if "measure" in d.value.columns).set_index(["space", "measure"])
+    assert np.allclose(otab.loc[("alm-s0", "η² (variance share)"), list(fs.index)].astype(float), fs["eta2"])
     sh = neighbour_factor_shares(S, 15).set_index("factor")
     got = org[(org["space"] == "smollm2-135m") & org["measure"].str.startswith("neighbour")].set_index("factor")
     assert np.allclose(got.loc[sh.index, "value"], sh["share"]) and np.allclose(got.loc[sh.index, "chance"],

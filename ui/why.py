@@ -133,10 +133,12 @@ def separation_over_steps(xtok: str, agent: str, seed: int) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------ organisation
 @st.cache_resource(max_entries=128, show_spinner=False)
 def separation(tok: str, xtok: str, sp: Space) -> pd.DataFrame:
-    """:func:`core.controls.factor_separation` of one space (η², LOO accuracy; independent of k)."""
+    """:func:`core.controls.factor_separation` of one space (η², LOO accuracy; independent of k), one row per
+    factor in ``FACTORS`` order."""
     from core.controls import factor_separation
 
-    return factor_separation(space_array(tok, xtok, sp))
+    fs = factor_separation(space_array(tok, xtok, sp))
+    return fs.set_index("factor").loc[list(FACTORS)].reset_index()  # rows in FACTORS order
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -170,7 +172,7 @@ def organisation_table(tok: str, xtok: str, spaces: tuple[Space, ...], k: int) -
     """One row per (space, factor, measure): η², LOO accuracy and the neighbour share at k, each with its chance."""
     parts = []
     for sp in spaces:
-        fs = separation(tok, xtok, sp).set_index("factor").loc[list(FACTORS)]
+        fs = separation(tok, xtok, sp)
         sh = shares(tok, xtok, sp, k)
         parts.append(pd.DataFrame({
             "space": space_label(sp), "factor": np.tile(FACTORS, 3),
@@ -195,7 +197,8 @@ def _colours(ctx: dict[str, Any], names: list[str]) -> list[str]:
 @st.cache_resource(max_entries=64, show_spinner=False)
 def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
                          ) -> tuple[list[tuple[str, dict[str, Any], pd.DataFrame]], pd.DataFrame, bytes]:
-    """([(measure, Vega-Lite spec, its data)] one grouped bar chart per measure, the long table, its CSV).
+    """([(measure, Vega-Lite spec, its data)] one grouped bar chart per measure, the table (one row per space and
+    measure, one column per factor and its chance), the long table as CSV).
 
     Bars: one group per space (its profile: which factors organise it), one bar per factor in the factor's colour;
     black tick on each bar: that measure's chance level (η²: (L-1)/(n-1); LOO: 1/L; share: the expected share of a
@@ -221,7 +224,10 @@ def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
             {"mark": {"type": "tick", "color": "black", "thickness": 2},
              "encoding": {"x": x, "xOffset": offset, "y": {**y, "field": "chance"}, "tooltip": tip}}]}
         out.append((measure, spec, part))
-    return out, table, table.to_csv(index=False).encode()
+    wide = table.pivot_table(index=["space", "measure"], columns="factor", values=["value", "chance"], sort=False)
+    wide.columns = [f if v == "value" else f"{f} (chance)" for v, f in wide.columns]
+    wide = wide[[c for f in FACTORS for c in (f, f"{f} (chance)")]].reset_index()
+    return out, wide, table.to_csv(index=False).encode()
 
 
 # ------------------------------------------------------------------------------------------ learning curves
@@ -236,10 +242,28 @@ def _y(title: str, domain: list[float] | None = None) -> dict[str, Any]:
     return y
 
 
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curve_inputs(tok: str, xtok: str, agent: str, models: tuple[tuple[str, int | None], ...], what: str
+                 ) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:
+    """Per (model, recorded seed of ``agent``): (model, its file's label, seed, steps, values): ``what`` =
+    ``counts`` (:func:`counts`: P@k of any k is a slice), or ``cka`` / ``rsa`` (:func:`metrics_over_steps`). A
+    seeded model uses the file of the matching agent seed. One cached call for what a k move reads."""
+    ctx = data.context(tok)
+    out = []
+    for m, _ in models:
+        for s in trajectory_seeds(xtok, agent):
+            ms = data.space_seed(ctx, m, s)
+            v = counts(tok, xtok, agent, s, m, ms) if what == "counts" else \
+                metrics_over_steps(tok, xtok, agent, s, m, ms)[what].to_numpy()
+            out.append((m, data.label(m, ms), s, trajectory(xtok, agent, s).steps, v))
+    return out
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tuple[str, int | None], ...],
                     k: int, metric: str, item: int) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, bytes]:
-    """(Vega-Lite spec, its data, the table, its CSV): ``metric`` of every snapshot of every recorded seed of
+    """(Vega-Lite spec, its data, the selected seed's values (one row per step, one column per model), the CSV of
+    every seed's values): ``metric`` of every snapshot of every recorded seed of
     ``agent`` against each of ``models`` ((name, seed file) per model; a seeded model uses the file of the
     matching agent seed), over training steps.
 
@@ -247,19 +271,12 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     ``rsa`` (k-independent; :func:`core.dynamics.trajectory_metrics`). The selected ``seed`` is drawn bold with its
     points; the other seeds thin, and their min-max band shaded. P@k draws chance k/(n-1)."""
     ctx = data.context(tok)
-    seeds = trajectory_seeds(xtok, agent)
     title = METRIC_TITLES[metric].replace("k", str(k)) if metric.startswith("pk") else METRIC_TITLES[metric]
-    parts = []  # (model, its file, agent seed, steps, values)
-    for m, _ in models:
-        for s in seeds:
-            ms = data.space_seed(ctx, m, s)
-            steps = trajectory(xtok, agent, s).steps
-            if metric in ("pk", "pk_instruction"):
-                v = W.precision_over_steps(counts(tok, xtok, agent, s, m, ms), k,
-                                           item if metric == "pk_instruction" else None)
-            else:
-                v = metrics_over_steps(tok, xtok, agent, s, m, ms)[metric].to_numpy()
-            parts.append((m, data.label(m, ms), s, steps, v))
+    if metric in ("pk", "pk_instruction"):  # slices of the counts (a new k or instruction computes nothing else)
+        parts = [(m, mf, s, steps, W.precision_over_steps(c, k, item if metric == "pk_instruction" else None))
+                 for m, mf, s, steps, c in curve_inputs(tok, xtok, agent, models, "counts")]
+    else:
+        parts = curve_inputs(tok, xtok, agent, models, metric)
     sizes = [len(p[3]) for p in parts]
     each = lambda j: np.repeat([p[j] for p in parts], sizes)  # noqa: E731  (one value per part, per step)
     table = pd.DataFrame({"model": each(0), "model_file": each(1), "agent": np.repeat(
@@ -280,7 +297,7 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     tip = [{"field": "model", "type": _N}, {"field": "seed", "type": _Q, "title": "agent seed"},
            {"field": "step", "type": _Q}, {"field": "value", "type": _Q, "title": title, "format": ".3f"}]
     layers: list[dict[str, Any]] = []
-    if len(seeds) > 1:
+    if len({p[2] for p in parts}) > 1:
         layers += [{"transform": [{"filter": "datum.panel === 'band'"}], "mark": {"type": "area", "opacity": 0.13},
                     "encoding": {"x": x, "y": {**y, "field": "lo"}, "y2": {"field": "hi"}, "color": colour}},
                    {"transform": [{"filter": "datum.panel === 'curve' && !datum.selected"}],
@@ -298,7 +315,10 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
                                     "tooltip": [{"field": "chance", "type": _Q, "title": "chance k/(n−1)",
                                                  "format": ".3f"}]}})
     spec = {"description": f"Learning curves: {title}", "height": 440, "layer": layers}
-    return spec, plot, table, table.to_csv(index=False).encode()
+    sel = table[table["selected"]]
+    wide = sel.pivot_table(index="step", columns="model_file", values="value", sort=False).reset_index()
+    wide.columns.name = None
+    return spec, plot, wide, table.to_csv(index=False).encode()
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -478,36 +498,56 @@ def untrained_space(tok: str, xtok: str, agent: str, a_seed: int) -> Space | Non
     return None
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) -> W.PairAnswer:
-    """The figures of :class:`core.why.PairAnswer` for one pair (every one from a cached loader; shared by every
-    session: never mutate it)."""
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _pair_inputs(tok: str, xtok: str, agent: str, seed: int, model: str) -> dict[str, Any]:
+    """What :func:`pair_answer` needs that does not depend on k: the P@k curves (every k) of the trained and the
+    untrained agent against the model, the counts over training steps of the selected seed, the organising factors,
+    the paper's range and the multiverse row."""
     ctx = data.context(tok)
     a_seed = data.space_seed(ctx, agent, seed)
     ms = data.space_seed(ctx, model, seed)
-    ans = W.PairAnswer(agent=data.label(agent, a_seed), untrained=untrained_name(data.label(agent, a_seed)),
-                       model=data.label(model, ms), k=k, chance=float(metrics.chance_precision(N, k)),
-                       trained_p=float(data.curve(tok, agent, a_seed, model, ms)[k - 1]),
-                       paper=(*_paper(tok, model)[:2], _paper_family(tok, model)))
+    out: dict[str, Any] = {"a_seed": a_seed, "ms": ms, "trained": data.curve(tok, agent, a_seed, model, ms),
+                           "untrained": None, "steps": None, "counts": None, "organisation": {}, "multiverse": {},
+                           "paper": (*_paper(tok, model)[:2], _paper_family(tok, model))}
     if a_seed in trajectory_seeds(xtok, agent):
-        steps = trajectory(xtok, agent, a_seed).steps
-        p = W.precision_over_steps(counts(tok, xtok, agent, a_seed, model, ms), k)
-        j = int(np.argmax(p))
-        ans.final_step, ans.peak_p, ans.peak_step = int(steps[-1]), float(p[j]), int(steps[j])
+        out["steps"] = trajectory(xtok, agent, a_seed).steps
+        out["counts"] = counts(tok, xtok, agent, a_seed, model, ms)
     u = untrained_space(tok, xtok, agent, a_seed)
-    if u is not None:
-        ans.untrained_p = float(data.curve(tok, u[0], u[1], model, ms)[k - 1]) if u[2] is None else float(p[0])
-    for lab, sp in ((ans.agent, (agent, a_seed, None)), (ans.untrained, u), (ans.model, (model, ms, None))):
+    if u is not None and u[2] is None:
+        out["untrained"] = data.curve(tok, u[0], u[1], model, ms)
+    labels = {"agent": data.label(agent, a_seed), "model": data.label(model, ms)}
+    labels["untrained"] = untrained_name(labels["agent"])
+    out["labels"] = labels
+    for lab, sp in ((labels["agent"], (agent, a_seed, None)), (labels["untrained"], u), (labels["model"],
+                                                                                        (model, ms, None))):
         if sp is not None:
-            ans.organisation[lab] = organised_by(tok, xtok, sp)
+            out["organisation"][lab] = organised_by(tok, xtok, sp)
     try:
-        mv = multiverse(xtok)
+        row = multiverse_row(multiverse(xtok), agent, a_seed, model)
     except FileNotFoundError:
-        return ans
-    row = multiverse_row(mv, agent, a_seed, model)
+        row = None
     if row is not None:
-        ans.multiverse = {c: row[c] if c.endswith("_choice") else float(row[c]) for c in MULTIVERSE_FIGURES
-                          if c in row and row[c] is not None}
+        out["multiverse"] = {c: row[c] if c.endswith("_choice") else float(row[c]) for c in MULTIVERSE_FIGURES
+                             if c in row and row[c] is not None}
+    return out
+
+
+def pair_answer(tok: str, xtok: str, agent: str, seed: int, model: str, k: int) -> W.PairAnswer:
+    """The figures of :class:`core.why.PairAnswer` for one pair at k (slices of :func:`_pair_inputs`)."""
+    d = _pair_inputs(tok, xtok, agent, seed, model)
+    k = metrics.check_k(k, N)
+    lab = d["labels"]
+    ans = W.PairAnswer(agent=lab["agent"], untrained=lab["untrained"], model=lab["model"], k=k,
+                       chance=float(metrics.chance_precision(N, k)), trained_p=float(d["trained"][k - 1]),
+                       paper=d["paper"], organisation=d["organisation"], multiverse=d["multiverse"])
+    if d["counts"] is not None:
+        p = W.precision_over_steps(d["counts"], k)
+        j = int(np.argmax(p))
+        ans.final_step, ans.peak_p, ans.peak_step = int(d["steps"][-1]), float(p[j]), int(d["steps"][j])
+    if d["untrained"] is not None:
+        ans.untrained_p = float(d["untrained"][k - 1])
+    elif d["counts"] is not None and lab["untrained"] in d["organisation"]:  # the untrained twin = step 0
+        ans.untrained_p = float(W.precision_over_steps(d["counts"], k)[0])
     return ans
 
 
