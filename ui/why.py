@@ -34,7 +34,10 @@ TOP_LEGEND = {"orient": "top", "direction": "horizontal", "labelLimit": 260, "sy
 #: the multiverse summary's figures that the answer states (core.multiverse.SUMMARY_COLUMNS)
 MULTIVERSE_FIGURES = ("n_choices", "q05", "q95", "median", "last_layer", "split_half", "split_half_choice",
                       "split_half_last_layer", "half_chance", "untrained_q05", "untrained_q95", "untrained_median")
+#: the y-axis titles do not name k: a spec that does not change with k is updated in place by the browser (only
+#: its data changes), not redrawn from scratch
 METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
+SHARE_MEASURE = "neighbour share"
 
 
 def token(tok: str) -> str:
@@ -169,14 +172,15 @@ def shares(tok: str, xtok: str, sp: Space, k: int, item: int | None = None) -> p
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def organisation_table(tok: str, xtok: str, spaces: tuple[Space, ...], k: int) -> pd.DataFrame:
-    """One row per (space, factor, measure): η², LOO accuracy and the neighbour share at k, each with its chance."""
+    """One row per (space, factor, measure): η², LOO accuracy and the neighbour share at k (``SHARE_MEASURE``),
+    each with its chance."""
     parts = []
     for sp in spaces:
         fs = separation(tok, xtok, sp)
         sh = shares(tok, xtok, sp, k)
         parts.append(pd.DataFrame({
             "space": space_label(sp), "factor": np.tile(FACTORS, 3),
-            "measure": np.repeat(["η² (variance share)", "LOO accuracy", f"neighbour share at k = {k}"], len(FACTORS)),
+            "measure": np.repeat(["η² (variance share)", "LOO accuracy", SHARE_MEASURE], len(FACTORS)),
             "value": np.concatenate([fs["eta2"], fs["loo_centroid_acc"], sh["share"]]),
             "chance": np.concatenate([fs["eta2_null"], fs["chance"], sh["chance"]])}))
     return pd.concat(parts, ignore_index=True)
@@ -227,7 +231,8 @@ def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
     wide = table.pivot_table(index=["space", "measure"], columns="factor", values=["value", "chance"], sort=False)
     wide.columns = [f if v == "value" else f"{f} (chance)" for v, f in wide.columns]
     wide = wide[[c for f in FACTORS for c in (f, f"{f} (chance)")]].reset_index()
-    return out, wide, table.to_csv(index=False).encode()
+    csv = table.assign(k=np.where(table["measure"] == SHARE_MEASURE, k, np.nan)).to_csv(index=False).encode()
+    return out, wide, csv
 
 
 # ------------------------------------------------------------------------------------------ learning curves
@@ -271,7 +276,7 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     ``rsa`` (k-independent; :func:`core.dynamics.trajectory_metrics`). The selected ``seed`` is drawn bold with its
     points; the other seeds thin, and their min-max band shaded. P@k draws chance k/(n-1)."""
     ctx = data.context(tok)
-    title = METRIC_TITLES[metric].replace("k", str(k)) if metric.startswith("pk") else METRIC_TITLES[metric]
+    title = METRIC_TITLES[metric]
     if metric in ("pk", "pk_instruction"):  # slices of the counts (a new k or instruction computes nothing else)
         parts = [(m, mf, s, steps, W.precision_over_steps(c, k, item if metric == "pk_instruction" else None))
                  for m, mf, s, steps, c in curve_inputs(tok, xtok, agent, models, "counts")]
@@ -281,12 +286,15 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     each = lambda j: np.repeat([p[j] for p in parts], sizes)  # noqa: E731  (one value per part, per step)
     table = pd.DataFrame({"model": each(0), "model_file": each(1), "agent": np.repeat(
         [data.label(agent, p[2]) for p in parts], sizes), "seed": each(2), "metric": title,
+        "k": k if metric.startswith("pk") else np.nan,
         "step": np.concatenate([p[3] for p in parts]) if parts else [],
         "value": np.concatenate([p[4] for p in parts]) if parts else [],
         "selected": np.repeat([p[2] == seed for p in parts], sizes).astype(bool)})
     band = table.groupby(["model", "step"], sort=False)["value"].agg(["min", "max"]).reset_index()
+    chance = pd.DataFrame({"panel": ["chance"], "value": [float(metrics.chance_precision(N, k))]})
     plot = pd.concat([table[["model", "seed", "step", "value", "selected"]].assign(panel="curve"),
-                      band.rename(columns={"min": "lo", "max": "hi"}).assign(panel="band")], ignore_index=True)
+                      band.rename(columns={"min": "lo", "max": "hi"}).assign(panel="band"),
+                      *([chance] if metric.startswith("pk") else [])], ignore_index=True)
     names = [m for m, _ in models]
     max_step = int(table["step"].max()) if len(table) else 1
     x = _step_axis(max_step)
@@ -307,12 +315,11 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
     layers.append({"transform": [{"filter": "datum.panel === 'curve' && datum.selected"}],
                    "mark": {"type": "line", "strokeWidth": 2.4, "point": {"size": 28}},
                    "encoding": {"x": x, "y": {**y, "field": "value"}, "color": colour, "tooltip": tip}})
-    if metric.startswith("pk"):
-        chance = float(metrics.chance_precision(N, k))
-        layers.append({"data": {"values": [{"chance": chance}]},
+    if metric.startswith("pk"):  # chance k/(n-1): a row of the data, so that the spec does not change with k
+        layers.append({"transform": [{"filter": "datum.panel === 'chance'"}],
                        "mark": {"type": "rule", "color": "black", "strokeDash": [1, 3], "strokeWidth": 1.5},
-                       "encoding": {"y": {**y, "field": "chance"},
-                                    "tooltip": [{"field": "chance", "type": _Q, "title": "chance k/(n−1)",
+                       "encoding": {"y": {**y, "field": "value"},
+                                    "tooltip": [{"field": "value", "type": _Q, "title": "chance k/(n−1)",
                                                  "format": ".3f"}]}})
     spec = {"description": f"Learning curves: {title}", "height": 440, "layer": layers}
     sel = table[table["selected"]]
