@@ -25,9 +25,34 @@ st.caption("Why does the agent align with a language model as much as it does, a
 CURVE_LABELS = {"pk": "P@k", "cka": "CKA", "rsa": "RSA", "pk_instruction": "P@k of the selected instruction"}
 
 
+_MULTIVERSE_OF = "_why_multiverse_of"  # the (agent, seed, models) the multiverse section was drawn for
+
+
+def selection() -> tuple[str, int, tuple[tuple[str, int | None], ...]]:
+    """(agent, the agent's seed file, ((model, its seed file), ...)) of the shared selection: the models present
+    other than the agent (a seeded model uses the file of the agent seed)."""
+    ss = st.session_state
+    agent, seed = ss["agent"], ss["seed"]
+    pairs = tuple((m, data.space_seed(ctx, m, seed)) for m in ss["models"] if m != agent and m in ctx["present"])
+    return agent, data.space_seed(ctx, agent, seed), pairs
+
+
+def follow_in_multiverse() -> None:
+    """In a fragment run, rerun the whole page when the multiverse section (outside the fragment) is out of date."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    now = selection()
+    if st.session_state.get(_MULTIVERSE_OF) != now:
+        st.session_state[_MULTIVERSE_OF] = now
+        run = get_script_run_ctx()
+        if run is not None and run.fragment_ids_this_run:
+            st.rerun(scope="app")
+
+
 @st.fragment
 def why_page() -> None:
-    """Everything below the title (every control changes most of it): one fragment, as on the Neighbours page."""
+    """The controls and what depends on k, the instruction or the curve (sections 1, 2 and the answer): one
+    fragment, as on the Neighbours page."""
     xtok = V.token(tok)
     agents = state.agents(ctx)
     if not agents:
@@ -48,16 +73,14 @@ def why_page() -> None:
     with c4:
         instr = instruction_picker()
     models = models_picker(ctx)
-    agent = st.session_state["agent"]
-    a_seed = data.space_seed(ctx, agent, seed)
+    follow_in_multiverse()
+    agent, a_seed, pairs = selection()
     if a_seed != seed:
         st.caption(f"{agent} is shipped for seed{'s' if len(ctx['seeds_of'].get(agent, [])) > 1 else ''} "
                    f"{', '.join(map(str, ctx['seeds_of'].get(agent, [])))} only: showing {data.label(agent, a_seed)}.")
     item = INSTRUCTIONS.index(instr)
-    others = [m for m in models if m != agent]
-    for m in [m for m in others if m not in ctx["present"]]:
+    for m in [m for m in models if m != agent and m not in ctx["present"]]:
         not_computed(ctx, m)
-    pairs = tuple((m, data.space_seed(ctx, m, seed)) for m in others if m in ctx["present"])
     if not pairs:
         st.info("Pick at least one model besides the agent.")
     traj_seeds = V.trajectory_seeds(xtok, agent)
@@ -174,6 +197,16 @@ def why_page() -> None:
     st.download_button("Download the factor picture (CSV)", ocsv, file_name=f"alva_factors_k{k}.csv",
                        mime="text/csv", on_click="ignore")
 
+    finish()
+
+
+def multiverse_section() -> None:
+    """Section 3, outside the fragment: it does not depend on k, the instruction or the curve, so moving those
+    reruns only the fragment above; a new agent, seed or model set reruns the whole page (:func:`why_page`)."""
+    if not state.agents(ctx):
+        return
+    xtok = V.token(tok)
+    agent, a_seed, pairs = selection()
     # ------------------------------------------------------------------------------------ 3. multiverse
     st.header("3. How robust is each number? The analysis multiverse")
     try:
@@ -211,14 +244,14 @@ def why_page() -> None:
                        f"(the multiverse covers the models with a layer sweep: {', '.join(mv['references'])}).")
 
     with st.expander("Conventions", expanded=False):
-        st.markdown(f"- **P@k:** {metrics.PRECISION_CONVENTIONS}. Chance at k = {k}: "
-                    f"{metrics.chance_precision(N, k):.3f}.\n"
+        st.markdown(f"- **P@k:** {metrics.PRECISION_CONVENTIONS}.\n"
                     "- **Trajectories:** E_L read in eval mode at steps 0, 10, …, 200, then every 50, and the last "
                     "step (`core.dynamics`); snapshots stored in float16, the first and last exactly.\n"
                     "- **Seeded models** (random draws, the untrained agent) use the file of the matching agent "
                     "seed.\n- **Factors:** `core.controls.factor_separation` and `neighbour_factor_shares`.\n"
                     "- **Multiverse:** `core.multiverse` (its module docstring lists every choice).")
-    finish()
 
 
 run_fragment(why_page)
+multiverse_section()
+finish()

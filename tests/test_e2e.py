@@ -249,3 +249,22 @@ def test_why_page_deep_link_and_bad_link(app_url, page):
     expect(page.locator("[data-testid='stException']")).to_have_count(0)
     q = query(page)
     assert (q["k"], q["seed"], q["models"], q["metric"], q["agent"]) == ("15", "0", "smollm2-135m", "pk", "alm")
+
+
+def test_why_page_multiverse_follows_a_new_seed(app_url, page):
+    """Moving a control inside the page's fragment reruns the fragment; a new seed also reruns the multiverse
+    section below it (outside the fragment)."""
+    page.goto(f"{app_url}/why?models=alm,smollm2-135m&seed=0")
+    wait_for_app_run(page)
+    heading = page.locator("[data-testid='stMarkdown']")
+    if page.get_by_text("The analysis multiverse is not computed here").count():
+        pytest.skip("no multiverse in assets/multiverse")
+    expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(1, timeout=120_000)
+    box = page.get_by_role("combobox", name=re.compile("Agent seed"))
+    box.click()
+    page.get_by_role("option", name="alm-s1", exact=True).click()
+    expect(heading.filter(has_text=re.compile(r"^alm-s1 vs smollm2-135m$"))).to_have_count(1, timeout=120_000)
+    expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(0)
+    wait_for_app_run(page)
+    assert query(page)["seed"] == "1"
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
