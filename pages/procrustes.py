@@ -163,7 +163,7 @@ if other_opts:
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in [*disp_cols, "mean"]})
     c1, c2 = st.columns(2)
     c1.download_button("Download the layout coordinates (CSV)", coords_csv,
-                       file_name=f"alva_umap_{method}_{ref}.csv", mime="text/csv", on_click="ignore")
+                       file_name=f"alva_umap_aligned_to_{ref}.csv", mime="text/csv", on_click="ignore")
     c2.download_button("Download displacement table (CSV)", dt_csv,
                        file_name=f"alva_umap_displacement_{ref}.csv", mime="text/csv", on_click="ignore")
     st.caption("PNG export: the camera icon in each chart's toolbar saves the chart as a PNG (kaleido, which "
