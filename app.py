@@ -35,6 +35,7 @@ PAGES = {
     "precision": st.Page("pages/precision.py", title="P@k", icon=":material/show_chart:", url_path="precision"),
     "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon=":material/scatter_plot:",
                           url_path="procrustes"),
+    "why": st.Page("pages/why.py", title="Why they align", icon=":material/psychology_alt:", url_path="why"),
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run

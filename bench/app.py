@@ -46,7 +46,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PAGES = [("overview", ""), ("agent", "agent"), ("neighbours", "neighbours"), ("P@k", "precision"),
-         ("procrustes", "procrustes")]
+         ("procrustes", "procrustes"), ("why", "why")]
 #: installed in every page before its scripts run: records, on the page's clock (0 = navigation start), the user's
 #: input events, the app's script-state changes, the arrival of every websocket message from the server and every
 #: DOM mutation that can change what is on screen (mutations inside a <canvas> are the data grid's hidden
@@ -290,7 +290,7 @@ def main() -> int:
             res["page_first_visit_s"], res["page_reload_s"] = cold, warm
             nav = {}
             titles = {"overview": "Overview", "agent": "Agent", "neighbours": "Neighbours", "P@k": "P@k",
-                      "procrustes": "Procrustes UMAP"}
+                      "procrustes": "Procrustes UMAP", "why": "Why they align"}
             page.goto(f"{url}/")
             settle(page)
             for name, _ in PAGES[1:] + PAGES[:1]:
@@ -346,6 +346,17 @@ def main() -> int:
             factors = (["object", "colour", "determiner", "verb"] * args.rounds)[: args.rounds]
             measure("procrustes: colour by",
                     [lambda f=f: page.get_by_role("radio", name=f, exact=True).first.click() for f in factors])
+            # Why they align: k slider (learning curves, factor picture, summary), the curve's metric (segmented)
+            page.goto(f"{url}/why?k=15&metric=pk")
+            settle(page)
+            ws = page.get_by_role("slider").first
+            measure("why: k slider", [lambda: ws.press("ArrowRight")] * args.rounds)
+            if page.get_by_role("radio", name="CKA", exact=True).count():  # only with trajectories shipped
+                curves = (["CKA", "RSA", "P@k of the selected instruction", "P@k"] * args.rounds)[: args.rounds]
+                measure("why: curve metric",
+                        [lambda c=c: page.get_by_role("radio", name=c, exact=True).first.click() for c in curves])
+            else:
+                print("why: no trajectories in assets/trajectories: the curve-metric interaction is not measured")
             # Agent: step button (fragment rerun) on a cached episode; and a new (uncached) rollout
             page.goto(f"{url}/agent?instruction={instr}&env=0")
             settle(page)
@@ -376,7 +387,7 @@ def main() -> int:
             _, page_name, secs, total = line.split()
             timing.setdefault(page_name, []).append(float(total))
     names = {"overview": "overview", "agent": "agent", "neighbours": "neighbours", "precision": "P@k",
-             "procrustes": "procrustes"}
+             "procrustes": "procrustes", "why": "why"}
     res["server_script_s"] = {names.get(k, k): {"median": statistics.median(v), "max": max(v), "runs": len(v)}
                               for k, v in timing.items()}
     print(f"machine: {res['machine']}")

@@ -3,6 +3,7 @@
     .venv/bin/python bench/train.py                      # samples/s of the shipped config (+ shipped runs' figures)
     .venv/bin/python bench/train.py --full --seed 0      # a real training run: wall time to reach 0.90 success
     .venv/bin/python bench/train.py --resnet             # resnet-hybrid throughput (random-init weights)
+    .venv/bin/python bench/train.py --record-overhead 300 --skip-symbolic   # cost of --record (trajectories)
 
 Figures printed:
 1. forward+backward+AdamW samples/s for the shipped config (symbolic vision, batch 256) at 1 and 2 torch threads,
@@ -12,7 +13,13 @@ Figures printed:
    the training time at which its quick success check (2 episodes per instruction, eval-seed 1) first reached
    0.90 -- these were measured while the run happened, under whatever load the machine had then;
 3. with ``--full``: trains the shipped config from scratch (``python -m core train`` with the shipped options
-   and its checkpoint written under bench/out/) and reports the same figure for this machine now.
+   and its checkpoint written under bench/out/) and reports the same figure for this machine now;
+4. with ``--record-overhead N``: the shipped config (1 thread, the cached 50k demos, no quick evals) trained for N
+   steps without and with ``record`` (E_L snapshots at core.dynamics.snapshot_steps), alternating, ``--repeats``
+   times each; prints the training time of each (best of the repeats: the least disturbed by other jobs) and the
+   ratio (target <= 1.05). The first 200 steps hold a snapshot every 10 steps, later ones every 50, so a short run
+   is denser in snapshots than a shipped run: the figure is an upper bound. Also the cost of one snapshot and the
+   estimate for a shipped 1500-step run (47 snapshots) from it.
 """
 from __future__ import annotations
 
@@ -105,6 +112,40 @@ def resnet_short_run(minutes: float, episodes: int, batch: int = 16, threads: in
           f"{np.mean(rand):.3f}")
 
 
+def record_overhead(steps: int, repeats: int) -> None:
+    """Training time of the shipped config for ``steps`` steps without / with ``record`` (see the docstring)."""
+    import torch
+
+    from core.agent import build_agent, instruction_embeddings
+    from core.dynamics import snapshot_steps
+    from core.train import TrainConfig, train
+
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(repeats):
+        for record in (False, True):
+            out = ROOT / "bench" / "out" / f"overhead-{'record' if record else 'plain'}-s0.pt"
+            agent = train(TrainConfig(seed=0, steps=steps, threads=1, eval_every=0, final_episodes=1,
+                                      progress=False, out=str(out), record=record),
+                          command="bench/train.py --record-overhead")
+            times[record].append(agent.manifest["training_time_s"])
+            print(f"  repeat {r + 1}: record={record}: {steps} steps in {times[record][-1]:.1f} s "
+                  f"(load average {os.getloadavg()[0]:.2f})", flush=True)
+    plain, rec = min(times[False]), min(times[True])
+    n_snap = len(snapshot_steps(steps))
+    torch.set_num_threads(1)
+    net = build_agent(TrainConfig().agent_config(), 0)
+    t = time.perf_counter()
+    for _ in range(20):
+        instruction_embeddings(net, net.config.instructions)
+    per_snap = (time.perf_counter() - t) / 20
+    shipped = len(snapshot_steps(1500))
+    print(f"record overhead, shipped config, {steps} steps ({n_snap} snapshots), best of {repeats}: "
+          f"{plain:.1f} s without, {rec:.1f} s with recording -> ratio {rec / plain:.3f} (target <= 1.05); "
+          f"one snapshot (108 x 128 E_L) {per_snap * 1e3:.1f} ms; a shipped 1500-step run: {shipped} snapshots "
+          f"= {shipped * per_snap:.1f} s vs ~{plain / steps * 1500:.0f} s of training "
+          f"({shipped * per_snap / (plain / steps * 1500):.2%}); load average {os.getloadavg()[0]:.2f}")
+
+
 def shipped_figures() -> None:
     from core import store
 
@@ -132,6 +173,9 @@ def main() -> int:
                    help="> 0: a time-boxed resnet-hybrid training run, then its success on a few episodes")
     p.add_argument("--resnet-episodes", type=int, default=27)
     p.add_argument("--skip-symbolic", action="store_true")
+    p.add_argument("--record-overhead", type=int, default=0, metavar="N",
+                   help="> 0: training time of N steps without / with --record (needs the cached 50k demos)")
+    p.add_argument("--repeats", type=int, default=2, help="--record-overhead: runs of each, alternating")
     args = p.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     for threads in () if args.skip_symbolic else (1, 2):
@@ -145,6 +189,8 @@ def main() -> int:
                   f"{sps:,.1f} samples/s")
     if args.resnet_minutes > 0:
         resnet_short_run(args.resnet_minutes, args.resnet_episodes)
+    if args.record_overhead > 0:
+        record_overhead(args.record_overhead, args.repeats)
     print("\nshipped runs (measured while they trained):")
     shipped_figures()
     if args.full:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -317,11 +318,14 @@ class ALM(nn.Module):
 
     @torch.no_grad()
     def act(self, instr_ids, images, directions, prev_actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Greedy actions (B,), action probabilities (B, 7), attention (B, heads, L, 7, 7) from numpy inputs."""
-        t = lambda a: torch.as_tensor(np.asarray(a))  # noqa: E731
+        """Greedy actions (B,), action probabilities (B, 7), attention (B, heads, L, 7, 7) from numpy inputs.
+
+        Inputs go to the agent's device; outputs come back as CPU numpy arrays."""
+        dev = self.token_ids.device
+        t = lambda a: torch.as_tensor(np.asarray(a)).to(dev)  # noqa: E731
         logits, w = self(t(instr_ids).long(), t(images), t(directions), t(prev_actions), return_attention=True)
-        probs = torch.softmax(logits, -1)
-        return probs.argmax(-1).numpy(), probs.numpy(), w.numpy()
+        probs = torch.softmax(logits, -1).cpu()
+        return probs.argmax(-1).numpy(), probs.numpy(), w.cpu().numpy()
 
 
 def build_agent(config: AgentConfig, seed: int) -> ALM:
@@ -402,9 +406,9 @@ def instruction_embeddings(agent: ALM, instructions: Sequence[str] | None = None
         raise KeyError(f"instructions unknown to this agent: {missing[:3]}")
     was = agent.training
     agent.eval()
-    _, _, e_l = agent.encode_language(torch.tensor([index[t] for t in items]))
+    _, _, e_l = agent.encode_language(torch.tensor([index[t] for t in items], device=agent.token_ids.device))
     agent.train(was)
-    return e_l.numpy().astype(np.float32)
+    return e_l.cpu().numpy().astype(np.float32)
 
 
 def untrained_agent(path_or_name: str | Path | None = None) -> ALM:
@@ -416,15 +420,22 @@ def untrained_agent(path_or_name: str | Path | None = None) -> ALM:
     return build_agent(trained.config, int(seed)).eval()
 
 
-def ship_embeddings(path_or_name: str | Path | None = None, untrained: bool = False) -> Path:
-    """Write ``assets/embeddings/<model>-s<seed>`` for a trained checkpoint (or its untrained twin)."""
+def agent_embeddings(path_or_name: str | Path | None = None, untrained: bool = False,
+                     device: str = "auto") -> tuple[str, np.ndarray, dict[str, Any]]:
+    """A checkpoint's E_L (or its untrained twin's) -> (file stem ``<model>-s<seed>``, float32 (108, d), manifest).
+
+    Computes only (nothing is written): :func:`ship_embeddings` and the sweep's driver write the files.
+    ``device``: ``auto|cpu|cuda`` (:mod:`core.device`); the checkpoint loads on the CPU and is moved there."""
+    from .device import describe, resolve as resolve_device
+
+    dev = resolve_device(device)
     agent = load_agent(path_or_name)
     man = agent.manifest
     model = man.get("name", agent.checkpoint_path.stem.rsplit("-s", 1)[0])
     seed = int(man["seed"])
     net = untrained_agent(agent.checkpoint_path) if untrained else agent
     name = ("untrained-" + model) if untrained else model
-    E = instruction_embeddings(net)
+    E = instruction_embeddings(net.to(dev))
     train_cmd = man.get("command", "python -m core train")
     manifest = {
         "model": name, "family": "agent", "seed": seed,
@@ -440,9 +451,15 @@ def ship_embeddings(path_or_name: str | Path | None = None, untrained: bool = Fa
         "success": None if untrained else man.get("success", {}).get("overall"),
         "trained_success": man.get("success", {}).get("overall"),
         "optimizer_steps": 0 if untrained else man.get("optimizer_steps"),
-        "torch_version": torch.__version__,
+        "torch_version": torch.__version__, **describe(dev),
     }
-    return store.save_embeddings(store.embedding_file_name(name, seed), E, instruction_set(), manifest)
+    return store.embedding_file_name(name, seed), E, manifest
+
+
+def ship_embeddings(path_or_name: str | Path | None = None, untrained: bool = False, device: str = "auto") -> Path:
+    """Write ``assets/embeddings/<model>-s<seed>`` for a trained checkpoint (or its untrained twin)."""
+    stem, E, manifest = agent_embeddings(path_or_name, untrained, device)
+    return store.save_embeddings(stem, E, instruction_set(), manifest)
 
 
 def cli(argv: list[str]) -> int:
@@ -452,12 +469,19 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--ship", action="store_true", help="write assets/embeddings/<model>-s<seed>.npz/.json")
     p.add_argument("--untrained", action="store_true",
                    help="the agent's architecture/config/seed at initialisation (zero training steps)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     args = p.parse_args(argv[1:])
-    if args.ship:
-        print(ship_embeddings(args.agent, untrained=args.untrained))
-        return 0
-    agent = untrained_agent(args.agent) if args.untrained else load_agent(args.agent)
-    E = instruction_embeddings(agent)
+    from .device import DeviceError
+
+    try:
+        if args.ship:
+            print(ship_embeddings(args.agent, untrained=args.untrained, device=args.device))
+            return 0
+        _, E, _ = agent_embeddings(args.agent, untrained=args.untrained, device=args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(json.dumps({"agent": str(resolve(args.agent)), "shape": list(E.shape), "norm_mean":
                       float(np.linalg.norm(E, axis=1).mean())}))
     return 0

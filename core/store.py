@@ -51,6 +51,29 @@ def cache():
     return _open(str(d), limit)
 
 
+def lookup(stage: str, params: dict[str, Any], validate: Callable[[Any], bool] | None = None) -> Any:
+    """The stored value for (stage, params), or None. An entry that cannot be read back (corrupt file) or fails
+    ``validate`` is dropped."""
+    c = cache()
+    k = key(stage, params)
+    try:
+        hit = c.get(k, default=None, retry=True)
+    except Exception:  # corrupt pickle / file: drop it
+        c.delete(k, retry=True)
+        return None
+    if hit is not None and validate is not None and not validate(hit):
+        c.delete(k, retry=True)
+        return None
+    return hit
+
+
+def put(stage: str, params: dict[str, Any], value: Any) -> str:
+    """Store ``value`` under ``key(stage, params)`` (one atomic diskcache write); returns the key."""
+    k = key(stage, params)
+    cache().set(k, value, retry=True)
+    return k
+
+
 def cached(stage: str, params: dict[str, Any], compute: Callable[[], Any], *, refresh: bool = False,
            validate: Callable[[Any], bool] | None = None) -> Any:
     """Return the cached result for (stage, params) or compute, store and return it.
@@ -58,21 +81,23 @@ def cached(stage: str, params: dict[str, Any], compute: Callable[[], Any], *, re
     A result is written only after ``compute`` returns, so a failure leaves nothing half-written.
     An entry that cannot be read back (corrupt file) or fails ``validate`` is dropped and recomputed.
     """
-    c = cache()
-    k = key(stage, params)
     if not refresh:
-        try:
-            hit = c.get(k, default=None, retry=True)
-        except Exception:  # corrupt pickle / file: drop it, recompute
-            c.delete(k, retry=True)
-            hit = None
-        if hit is not None and (validate is None or validate(hit)):
-            return hit
+        hit = lookup(stage, params, validate)
         if hit is not None:
-            c.delete(k, retry=True)
+            return hit
     value = compute()
-    c.set(k, value, retry=True)
+    put(stage, params, value)
     return value
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write a binary file atomically (tmp file + rename): a crash or Ctrl-C never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -84,7 +109,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def git_commit() -> str:
-    """The current commit of the repo (with '+dirty' when the tree has changes), or 'unknown'."""
+    """The current commit of the repo (with '+dirty' when the tree has changes), or 'unknown'.
+
+    ``ALVA_GIT_COMMIT`` overrides it: a sweep's driver sets it for its runs, whose workers may hold no checkout."""
+    if os.environ.get("ALVA_GIT_COMMIT"):
+        return os.environ["ALVA_GIT_COMMIT"]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
                              timeout=5).stdout.strip()

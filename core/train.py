@@ -12,6 +12,9 @@ Read top to bottom:
    (``cache/train/<name>-s<seed>.state.pt``: weights, optimiser, step, RNG). At the end it evaluates on
    ``final_episodes`` episodes per instruction (eval-seed 0, disjoint from the demos) and writes the checkpoint
    ``<out>`` (.pt) with its manifest (.json).
+   With ``record`` it also reads E_L (eval mode, no grad, no RNG touched, train mode restored) at
+   :func:`core.dynamics.snapshot_steps` and at the eval points, keeps the snapshots in the resumable state, and
+   writes the trajectory ``assets/trajectories/<name>-s<seed>.npz`` (+ .json) at the end (core.dynamics).
 3. :func:`evaluate` runs the greedy policy in fresh environments whose seeds come from
    ``episode_seed("eval", seed, i)`` (disjoint from the training demos), batched over many envs at once,
    and returns one row per instruction. :func:`summarise` gives overall / per-verb success.
@@ -65,6 +68,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     threads: int = 1  # 1 is the shipped setting: on a 2-core machine shared with other jobs, 2 torch threads
     #                   collapsed to ~250 samples/s vs ~1,100 for 1 thread (idle machine: 2 threads ~1.4x faster)
+    device: str = "auto"  # auto | cpu | cuda (core.device: auto = CUDA when available; cuda without CUDA = error)
     # evaluation and checkpoints
     eval_every: int = 250  # quick success check + resumable state every N steps (0 = never)
     eval_episodes: int = 2  # per instruction, quick check (eval-seed 1)
@@ -73,6 +77,7 @@ class TrainConfig:
     resume: bool = False
     stop_after: int = 0  # > 0: stop after this many steps, leaving the resumable state (time-boxed runs, tests)
     progress: bool = True
+    record: bool = False  # record E_L at core.dynamics.snapshot_steps(steps) + the eval points (a trajectory)
 
     def agent_config(self):
         from .agent import AgentConfig
@@ -97,6 +102,29 @@ class TrainConfig:
 
     def state_path(self) -> Path:
         return store.cache_dir() / "train" / f"{self.out_path().stem}.state.pt"
+
+    def trajectory_dir(self) -> Path:
+        """Where ``record`` writes the trajectory: assets/trajectories/, or trajectories/ beside a custom ``out``."""
+        from .dynamics import trajectories_dir
+
+        return Path(self.out).parent / "trajectories" if self.out else trajectories_dir()
+
+    def record_steps(self) -> set[int]:
+        """Steps at which ``record`` reads E_L: the snapshot schedule and every quick-eval point."""
+        from .dynamics import snapshot_steps
+
+        if not self.record:
+            return set()
+        evals = set(range(self.eval_every, self.steps + 1, self.eval_every)) | {self.steps} if self.eval_every \
+            else set()
+        return set(snapshot_steps(self.steps)) | evals
+
+
+def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False) -> str:
+    """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet`` ... (checkpoint
+    ``<name>-s<seed>.pt``)."""
+    return ("alm" + ("-done" if done_action else "") + ("" if word_init == "identity" else f"-word-{word_init}")
+            + ("" if vision == "symbolic" else "-resnet"))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -129,49 +157,68 @@ def _optimizer(agent, cfg: TrainConfig):
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
 
 
-def train(cfg: TrainConfig, command: str | None = None):
-    """Train one agent; returns it (eval mode) with ``agent.manifest``. See the module docstring."""
+def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_path: str | Path | None = None):
+    """Train one agent; returns it (eval mode, on the CPU) with ``agent.manifest``. See the module docstring.
+
+    ``demos``: the dataset, when the caller already has it (the sweep's workers get it from the driver, which
+    reads the cache); default: :func:`core.demos.generate` with the config's options (cached).
+    ``state_path``: where the resumable state goes (default :meth:`TrainConfig.state_path`, in the cache).
+    The network is built on the CPU (same init on every device), then moved to ``cfg.device``; the batch order
+    comes from a CPU generator, so a seed gives the same batches on every device."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
-    from .agent import build_agent, save_checkpoint
+    from .agent import build_agent, instruction_embeddings, save_checkpoint
     from .demos import generate
+    from .device import describe, resolve as resolve_device
 
+    dev = resolve_device(cfg.device)  # DeviceError before any work
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
     # 1. data
-    demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
-                     instructions=cfg.instructions(), progress=cfg.progress)
-    data = demo_tensors(demos)
+    if demos is None:
+        demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
+                         instructions=cfg.instructions(), progress=cfg.progress)
+    data = {k: v.to(dev) for k, v in demo_tensors(demos).items()}
     n = len(data["actions"])
     # 2. model, optimiser, RNG for batch order
-    agent = build_agent(cfg.agent_config(), cfg.seed)
+    agent = build_agent(cfg.agent_config(), cfg.seed).to(dev)
     opt = _optimizer(agent, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
     loss_ema = acc_ema = None
-    state_path = cfg.state_path()
+    record_at, snaps = cfg.record_steps(), {"steps": [], "embeddings": [], "success": []}
+    state_path = Path(state_path) if state_path is not None else cfg.state_path()
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
-        free = ("resume", "progress", "stop_after")  # options that do not change the result
-        if {k: v for k, v in st["config"].items() if k not in free} != {k: v for k, v in asdict(cfg).items()
-                                                                          if k not in free}:
+        free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
+        saved = {"record": False, **st["config"]}  # states written before `record` existed
+        if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(cfg).items()
+                                                                 if k not in free}:
             raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
         agent.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         perm, pos, step, history, train_time = st["perm"], st["pos"], st["step"], st["history"], st["train_time"]
         loss_ema, acc_ema = st["loss_ema"], st["acc_ema"]
+        snaps = st.get("snapshots", snaps)
         print(f"resumed from {state_path} at step {step}", file=sys.stderr)
-    # 3. optimisation
+    # 3. optimisation (recording reads E_L in eval mode under no_grad and restores train mode; touches no RNG)
+    def record() -> None:
+        snaps["steps"].append(step)
+        snaps["embeddings"].append(instruction_embeddings(agent, agent.config.instructions))
+        snaps["success"].append(float("nan"))  # filled in below where a quick eval runs at this step
+
+    if step == 0 and 0 in record_at and not snaps["steps"]:
+        record()
     agent.train()
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}-s{cfg.seed}", disable=not cfg.progress)
     t_seg = time.perf_counter()
     while step < cfg.steps:
         if pos + cfg.batch_size > n:  # new epoch
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos: pos + cfg.batch_size]
+        idx = perm[pos: pos + cfg.batch_size].to(dev)
         pos += cfg.batch_size
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
@@ -189,6 +236,8 @@ def train(cfg: TrainConfig, command: str | None = None):
         bar.update(1)
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{acc_ema:.3f}", lr=f"{lr_at(step, cfg):.1e}",
                         success=f"{history[-1]['quick_success']:.2f}" if history else "-")
+        if step in record_at:
+            record()
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps):
             train_time += time.perf_counter() - t_seg
             agent.eval()
@@ -198,14 +247,16 @@ def train(cfg: TrainConfig, command: str | None = None):
             history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
                             "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
                             "quick_episodes": int(table.episodes.sum())})
+            if snaps["steps"] and snaps["steps"][-1] == step:
+                snaps["success"][-1] = history[-1]["quick_success"]
             bar.write(f"step {step}: loss {loss_ema:.3f} acc {acc_ema:.3f} quick success "
                       f"{history[-1]['quick_success']:.3f} ({history[-1]['quick_episodes']} episodes, eval-seed 1) "
                       f"train time {train_time:.0f} s")
             state_path.parent.mkdir(parents=True, exist_ok=True)
             torch.save({"config": asdict(cfg), "model": agent.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "perm": perm, "pos": pos, "step": step,
-                        "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema},
-                       state_path)
+                        "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema,
+                        "snapshots": snaps}, state_path)
             t_seg = time.perf_counter()
         if cfg.stop_after and step >= cfg.stop_after and step < cfg.steps:
             bar.close()
@@ -248,11 +299,36 @@ def train(cfg: TrainConfig, command: str | None = None):
         "git_commit": store.git_commit(), "date": store.now_iso(),
         "resnet_weights_source": getattr(agent.vision, "weights_source", None),
     }
+    manifest.update(describe(dev))
+    agent = agent.cpu()
     out = save_checkpoint(agent, cfg.out_path(), manifest)
     agent.manifest, agent.checkpoint_path = manifest, out
+    if cfg.record:
+        agent.trajectory_path = _save_trajectory(cfg, snaps, manifest, out)
     print(f"{out}: success {summary['overall']:.3f} over {summary['episodes']} episodes; per verb "
           f"{summary['per_verb']}; training {train_time:.0f} s, {step} steps", file=sys.stderr)
     return agent
+
+
+def _save_trajectory(cfg: TrainConfig, snaps: dict[str, list], manifest: dict[str, Any], checkpoint: Path) -> Path:
+    """Write the recorded snapshots with their provenance (core.dynamics.save_trajectory)."""
+    from .agent import LAYER, POOLING
+    from .dynamics import save_trajectory
+
+    stem = checkpoint.stem
+    man = {"model": cfg.name, "family": "agent", "source": manifest["command"],
+           "weights_sha256": store.sha256_file(checkpoint), "weights_note": "sha256 of the final checkpoint",
+           "checkpoint": str(Path("assets/agents") / checkpoint.name), "pooling": POOLING, "layer": LAYER,
+           "read": "core.agent.instruction_embeddings: eval mode, no grad, during training (train mode restored)",
+           "schedule": "core.dynamics.snapshot_steps(steps) plus the quick-eval points (every eval_every steps)",
+           "equals": {"first": f"untrained-{stem}", "last": stem},
+           "success_protocol": (f"quick check of training: greedy policy, {cfg.eval_episodes} episodes per "
+                                "instruction, env seeds episode_seed('eval', 1, i); NaN at steps where it did not "
+                                "run (never interpolated)"),
+           "final_success": manifest["success"]["overall"], "train_config": asdict(cfg),
+           "training_time_s": manifest["training_time_s"], "torch_version": manifest["torch_version"]}
+    return save_trajectory(cfg.name, cfg.seed, snaps["steps"], np.stack(snaps["embeddings"]), snaps["success"],
+                           list(cfg.instructions()), man, directory=cfg.trajectory_dir())
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
@@ -348,6 +424,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=d.warmup)
     p.add_argument("--threads", type=int, default=d.threads,
                    help="torch threads (default 1: robust when the cores are shared; 2 is faster on an idle machine)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device,
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-episodes", type=int, default=d.eval_episodes, help="per instruction, quick check")
     p.add_argument("--final-episodes", type=int, default=d.final_episodes, help="per instruction, final")
@@ -355,6 +433,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from cache/train/<name>-s<seed>.state.pt")
     p.add_argument("--stop-after", type=int, default=0,
                    help="stop after N steps (a multiple of --eval-every), leaving a state for --resume")
+    p.add_argument("--record", action="store_true",
+                   help="record E_L during training (core.dynamics.snapshot_steps) -> assets/trajectories/")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -364,17 +444,22 @@ def cli(argv: list[str]) -> int:
     if stage == "evaluate":
         return _evaluate_cli(argv)
     args = _train_parser().parse_args(argv[1:])
-    name = args.name or ("alm" + ("-done" if args.done_action else "") +
-                         ("" if args.word_init == "identity" else f"-word-{args.word_init}") +
-                         ("" if args.vision == "symbolic" else "-resnet"))
+    name = args.name or default_name(args.vision, args.word_init, args.done_action)
     cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init,
                       done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
                       eval_episodes=args.eval_episodes, final_episodes=args.final_episodes, out=args.out,
-                      resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress)
+                      resume=args.resume, stop_after=args.stop_after, progress=not args.no_progress,
+                      device=args.device, record=args.record)
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
-    train(cfg, command=command)
+    from .device import DeviceError
+
+    try:
+        train(cfg, command=command)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -386,13 +471,22 @@ def _evaluate_cli(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode_seed('eval', seed, i))")
     p.add_argument("--csv", default=None, help="write the per-instruction table here")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     args = p.parse_args(argv[1:])
     import torch
 
     from .agent import load_agent
+    from .device import DeviceError, describe, resolve as resolve_device
 
+    try:
+        dev = resolve_device(args.device)
+    except DeviceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
-    agent = load_agent(args.agent)
+    agent = load_agent(args.agent).to(dev)
+    print(f"device: {describe(dev)}", file=sys.stderr)
     table = evaluate(agent, args.episodes_per_instruction, seed=args.seed)
     s = summarise(table)
     if args.csv:

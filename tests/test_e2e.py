@@ -148,7 +148,8 @@ def test_deep_link_is_the_first_request_of_a_fresh_server(app_url, page):
 
 
 @pytest.mark.parametrize("path,title", [("", "Overview"), ("agent", "Agent"), ("neighbours", "Neighbours"),
-                                        ("precision", "P@k"), ("procrustes", "Procrustes UMAP")])
+                                        ("precision", "P@k"), ("procrustes", "Procrustes UMAP"),
+                                        ("why", "Why they align")])
 def test_each_page_loads_without_exception(app_url, page, path, title):
     page.goto(f"{app_url}/{path}")
     wait_for_app_run(page)
@@ -239,4 +240,49 @@ def test_points_lassoed_in_one_umap_panel_are_selected_everywhere(app_url, page)
         expect(chart.locator(".scatterlayer path.point[style*='opacity: 0.15']").first).to_be_attached()
     page.get_by_role("button", name="Clear selection").click()
     expect(caption).to_have_count(0, timeout=30_000)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+
+
+def test_why_page_deep_link_and_bad_link(app_url, page):
+    """The "Why they align" page restores a deep link (shared selection and its own parameters) and names what
+    was wrong with a bad one."""
+    instr = "pick up a blue key"
+    page.goto(f"{app_url}/why?instruction={quote_plus(instr)}&k=9&models=alm,smollm2-135m&seed=1&metric=cka")
+    wait_for_app_run(page)
+    expect(page.locator("h1").first).to_have_text("Why they align", timeout=30_000)
+    expect(page.get_by_text("The answer, from the data")).to_be_visible(timeout=120_000)
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    q = query(page)
+    assert (q["instruction"], q["k"], q["models"], q["seed"], q["metric"]) == (instr, "9", "alm,smollm2-135m", "1",
+                                                                                "cka")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(instr)
+    expect(page.get_by_text("alm-s1 vs smollm2-135m").first).to_be_visible()  # the summary is about seed 1, k 9
+    expect(page.get_by_text("(P@9; chance").first).to_be_visible()
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()  # the factor picture at least
+    page.goto(f"{app_url}/why?k=0&seed=99&models=gpt-9,smollm2-135m&metric=loss&agent=robot")
+    wait_for_app_run(page)
+    alerts = page.locator("[data-testid='stAlert']")
+    for needle in ("got k = 0", "seed 99 is not shipped", "Unknown model", "metric must be one of", "unknown agent"):
+        expect(alerts.filter(has_text=needle).first).to_be_visible()
+    expect(page.locator("[data-testid='stException']")).to_have_count(0)
+    q = query(page)
+    assert (q["k"], q["seed"], q["models"], q["metric"], q["agent"]) == ("15", "0", "smollm2-135m", "pk", "alm")
+
+
+def test_why_page_multiverse_follows_a_new_seed(app_url, page):
+    """Moving a control inside the page's fragment reruns the fragment; a new seed also reruns the multiverse
+    section below it (outside the fragment)."""
+    page.goto(f"{app_url}/why?models=alm,smollm2-135m&seed=0")
+    wait_for_app_run(page)
+    heading = page.locator("[data-testid='stMarkdown']")
+    if page.get_by_text("The analysis multiverse is not computed here").count():
+        pytest.skip("no multiverse in assets/multiverse")
+    expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(1, timeout=120_000)
+    box = page.get_by_role("combobox", name=re.compile("Agent seed"))
+    box.click()
+    page.get_by_role("option", name="alm-s1", exact=True).click()
+    expect(heading.filter(has_text=re.compile(r"^alm-s1 vs smollm2-135m$"))).to_have_count(1, timeout=120_000)
+    expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(0)
+    wait_for_app_run(page)
+    assert query(page)["seed"] == "1"
     expect(page.locator("[data-testid='stException']")).to_have_count(0)

@@ -29,11 +29,13 @@ FACTORS = ("verb", "colour", "object", "determiner")
 COLOUR_BY = (*FACTORS, "P@k")  #: Procrustes colourings: a factor, or per-item P@k with the reference
 LAYOUTS = ("joint", "own")  #: Procrustes layouts: joint (one UMAP of the aligned spaces) or each space's own
 VIEWS = ("room", "agent")
+#: what the learning curves of the "Why they align" page draw: P@k, CKA, RSA, or P@k of the selected instruction
+CURVE_METRICS = ("pk", "cka", "rsa", "pk_instruction")
 
 #: canonical key -> query parameter name
 GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
 PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
-               "layout": "layout"}
+               "layout": "layout", "metric": "metric", "agent": "agent"}
 ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
 _LAST = "_qp_last"
 _WARN = "_qp_warnings"
@@ -85,10 +87,25 @@ def parse_models(value: str, known: list[str]) -> tuple[list[str], list[str]]:
 
 
 # ------------------------------------------------------------------------------------------ state
+def agents(ctx: dict[str, Any]) -> list[str]:
+    """The trained agent variants present (``alm``, ``alm-word-random``, ...), in inventory order."""
+    from core.report import KIND_AGENT
+
+    return [n for n in ctx["present"] if ctx["kinds"].get(n) == KIND_AGENT]
+
+
+def default_agent(ctx: dict[str, Any]) -> str:
+    from core.report import REFERENCE
+
+    present = agents(ctx)
+    return REFERENCE if REFERENCE in present or not present else present[0]
+
+
 def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
-            "colour_by": "verb", "step": 0, "layout": "joint"}
+            "colour_by": "verb", "step": 0, "layout": "joint", "metric": CURVE_METRICS[0],
+            "agent": default_agent(ctx)}
 
 
 def init(ctx: dict[str, Any]) -> None:
@@ -149,6 +166,14 @@ def apply_query(ctx: dict[str, Any]) -> None:
                 if raw not in LAYOUTS:
                     raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
                 ss["layout"] = raw
+            elif key == "metric":
+                if raw not in CURVE_METRICS:
+                    raise ValueError(f"metric must be one of {', '.join(CURVE_METRICS)}")
+                ss["metric"] = raw
+            elif key == "agent":
+                if raw not in agents(ctx):
+                    raise ValueError(f"unknown agent; agents present: {', '.join(agents(ctx)) or 'none'}")
+                ss["agent"] = raw
             elif key == "ref":
                 if raw not in ctx["known_models"]:
                     raise ValueError("unknown reference model; known models are listed on the Overview page")

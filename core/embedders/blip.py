@@ -44,6 +44,7 @@ def embed_blip(tok, model, texts, *, pooling: str, layer, batch_size: int = 32, 
     cls = embed_tokens(tok, model, texts, pooling="cls", layer="last", batch_size=batch_size, progress=progress,
                        desc=desc, forward=_forward)
     with torch.inference_mode():
-        proj = model.text_proj(torch.from_numpy(cls).to(model.text_proj.weight.dtype))
+        w = model.text_proj.weight
+        proj = model.text_proj(torch.from_numpy(cls).to(device=w.device, dtype=w.dtype))
         feat = torch.nn.functional.normalize(proj.float(), dim=-1)
-    return feat.numpy().astype(np.float32)
+    return feat.cpu().numpy().astype(np.float32)

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     norm = p.add_mutually_exclusive_group()
     norm.add_argument("--normalize", dest="normalize", action="store_true", default=None, help="L2 after pooling")
     norm.add_argument("--no-normalize", dest="normalize", action="store_false")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto (default: CUDA when available) | cpu | cuda (an error where there is no CUDA)")
     p.add_argument("--ship", action="store_true", help="write assets/embeddings/<name>.npz/.json")
     p.add_argument("--refresh", action="store_true", help="recompute even if cached")
     p.add_argument("--no-progress", action="store_true")
@@ -62,11 +64,13 @@ def _print_registry() -> None:
                   "default_layer", "seeds"]].to_string(index=False))
 
 
-def _out_name(spec, name_arg, a, man) -> str:
+def output_name(spec, name_arg: str | None, normalize: bool | None, man: dict) -> str:
+    """The file stem of a computed embedding: ``name_arg``, the model's name for its default options, else the
+    name suffixed with what differs (``<name>-<pooling>-l<layer>[-dtype][-nospecial][-norm|-nonorm]``)."""
     if name_arg:
         return name_arg
     default = (man["pooling"] == spec.default_pooling and man["layer"] in (str(spec.default_layer), "n/a")
-               and man["dtype"] == "float32" and not man["exclude_special"] and a.normalize is None)
+               and man["dtype"] == "float32" and not man["exclude_special"] and normalize is None)
     if default:
         return spec.name
     s = f"{spec.name}-{man['pooling']}-l{man['layer']}"
@@ -74,7 +78,7 @@ def _out_name(spec, name_arg, a, man) -> str:
         s += f"-{man['dtype']}"
     if man["exclude_special"]:
         s += "-nospecial"
-    if a.normalize is not None:
+    if normalize is not None:
         s += "-norm" if man["normalize"] else "-nonorm"
     return s
 
@@ -87,7 +91,7 @@ def _one(spec, a) -> str:
     t0 = time.perf_counter()
     E, man = embed(spec, pooling=a.pooling, layer=a.layer, dtype=a.dtype, batch_size=a.batch_size,
                    exclude_special=a.exclude_special, normalize=a.normalize, progress=not a.no_progress,
-                   refresh=a.refresh)
+                   refresh=a.refresh, device=a.device)
     dt = time.perf_counter() - t0
     if E.ndim == 3:
         if a.ship:
@@ -95,7 +99,7 @@ def _one(spec, a) -> str:
                              "--layer K --name NAME-lK --ship")
         return (f"{spec.name}: {E.shape[0]} layers x {E.shape[1]} x {E.shape[2]} in the diskcache "
                 f"(key {man['cache_key']}; embed(..., layer='all') returns it) [{dt:.1f}s]")
-    out = _out_name(spec, a.name, a, man)
+    out = output_name(spec, a.name, a.normalize, man)
     man = dict(man, model=out) if out != spec.name else man
     directory = None if a.ship else cache_dir() / "embeddings"
     path = save_embeddings(out, E, instruction_set(), man, directory=directory)
@@ -103,6 +107,7 @@ def _one(spec, a) -> str:
 
 
 def cli(argv: list[str]) -> int:
+    from ..device import DeviceError
     from .errors import BadOptionError, EmbedderError, MissingWeightsError
     from .registry import TABLE, custom_spec, resolve
 
@@ -144,6 +149,9 @@ def cli(argv: list[str]) -> int:
             else:
                 print(f"error: {e}", file=sys.stderr)
                 return 3
+        except DeviceError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         except (BadOptionError, EmbedderError) as e:
             if a.model == "all" and isinstance(e, BadOptionError):
                 skipped.append(f"{spec.name}: {e}")

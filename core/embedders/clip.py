@@ -100,13 +100,13 @@ def embed_clip(tokenizer, model, texts, *, pooling: str, layer, batch_size: int 
                              "for a layer sweep")
     out = []
     for i in tqdm(range(0, len(texts), batch_size), desc=desc, unit="batch", disable=not progress):
-        tokens = tokenizer(list(texts[i:i + batch_size]))
+        tokens = tokenizer(list(texts[i:i + batch_size])).to(next(model.parameters()).device)
         with torch.inference_mode():
             if pooling == "model":
                 out.append([model.encode_text(tokens).float().cpu().numpy()])
                 continue
             eot = tokens.argmax(dim=-1)  # EOT has the largest id in CLIP's BPE vocabulary
-            mask = (torch.arange(tokens.shape[1])[None, :] <= eot[:, None]).long()
+            mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] <= eot[:, None]).long()
             states, final = _token_states(model, tokens)
             chosen = [final] if layer == "last" else select_layers(states, layer)
             out.append([pool(h, mask, "mean").cpu().numpy() for h in chosen])

@@ -2,8 +2,10 @@
 
 Cache key (``core.store.cached``, stage ``embed``): model name, loader, model id, weights sha256, revision,
 pooling, layer, dtype, batch size, exclude_special, normalize, instruction-set hash, torch/transformers/... versions
-and :data:`EMBEDDER_VERSION`. Weights are resolved (and hashed) before the key is built; a model whose weights are
-missing raises :class:`MissingWeightsError` before anything is written.
+and :data:`EMBEDDER_VERSION`, plus the device when it is not the CPU (results on CUDA differ in the last bits).
+Devices (``core.device``): ``auto`` takes CUDA when available; spaCy vectors are CPU only. Weights are resolved
+(and hashed) before the key is built; a model whose weights are missing raises :class:`MissingWeightsError` before
+anything is written.
 """
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ def _versions(spec: ModelSpec) -> dict[str, str]:
     return lib_versions(*libs)
 
 
-def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool, timings: dict):
+def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool, timings: dict, device: str = "cpu"):
     """Load the model and embed ``texts`` -> float32 array; fills timings (load_s, embed_s)."""
     import time
 
@@ -100,6 +102,7 @@ def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool
     elif spec.loader == "open-clip":
         from .clip import embed_clip, load_clip
         tok, model = load_clip(resolved, opts["dtype"])
+        model = model.to(device)
         timings["load_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         E = embed_clip(tok, model, texts, pooling=opts["pooling"], layer=opts["layer"],
@@ -107,6 +110,7 @@ def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool
     elif spec.loader == "blip":
         from .blip import embed_blip, load_blip
         tok, model = load_blip(resolved, opts["dtype"])
+        model = model.to(device)
         timings["load_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         E = embed_blip(tok, model, texts, pooling=opts["pooling"], layer=opts["layer"],
@@ -118,6 +122,7 @@ def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool
             from .gguf import materialise
             materialise(resolved)
         tok, model = load_hf(resolved, opts["dtype"])
+        model = model.to(device)
         timings["load_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         E = embed_tokens(tok, model, texts, pooling=opts["pooling"], layer=opts["layer"],
@@ -138,14 +143,16 @@ def _run(spec: ModelSpec, resolved, texts: list[str], opts: dict, progress: bool
 def embed(name_or_spec: "str | ModelSpec", instructions: Sequence[str] | None = None, *, pooling: str | None = None,
           layer: "str | int | None" = None, dtype: str | None = None, batch_size: int | None = None,
           exclude_special: bool = False, normalize: bool | None = None, progress: bool = False,
-          use_cache: bool = True, refresh: bool = False):
+          use_cache: bool = True, refresh: bool = False, device: str = "auto"):
     """Compute the embeddings of ``instructions`` (default: the instruction set) with a model.
 
     ``name_or_spec``: a registry name, a ModelSpec, or ``KIND:ID`` (``hf-causal:``, ``hf-encoder:``, ``open-clip:``,
     ``blip:``, ``gguf:``). Returns ``(array float32 (n, d) — or (n_layers+1, n, d) for layer='all', manifest)``.
     ``normalize`` (L2 after pooling) defaults to the model's own pipeline (True for the sentence-transformers
-    models, False otherwise). Results are cached under an explicit key (see module doc).
+    models, False otherwise). Results are cached under an explicit key (see module doc). ``device``:
+    ``auto|cpu|cuda`` (:mod:`core.device`; ``cuda`` without CUDA raises DeviceError).
     """
+    from ..device import check as check_device, describe, resolve as resolve_device
     from ..instructions import instruction_set, instruction_set_hash
     from ..store import cached, key
 
@@ -156,6 +163,9 @@ def embed(name_or_spec: "str | ModelSpec", instructions: Sequence[str] | None = 
         raise BadOptionError(f"exclude_special is not available for {spec.loader} models")
     if exclude_special and opts["pooling"] in ("cls", "model"):
         raise BadOptionError(f"exclude_special has no effect with pooling {opts['pooling']!r}")
+    if spec.loader == "spacy" and check_device(device) == "cuda":
+        raise BadOptionError(f"{spec.name!r}: spaCy static vectors are computed on the CPU only; use --device cpu")
+    dev = "cpu" if spec.loader == "spacy" else resolve_device(device)
     texts = [str(t) for t in (instruction_set() if instructions is None else instructions)]
     if not texts:
         raise BadOptionError("no instructions to embed")
@@ -168,13 +178,13 @@ def embed(name_or_spec: "str | ModelSpec", instructions: Sequence[str] | None = 
     params = {"model": spec.name, "loader": spec.loader, "model_id": spec.model_id,
               "weights_sha256": resolved.weights_sha256, "revision": resolved.revision, **opts,
               "instruction_set_hash": instruction_set_hash(texts), "versions": versions,
-              "embedder_version": EMBEDDER_VERSION}
+              "embedder_version": EMBEDDER_VERSION, **({"device": dev} if dev != "cpu" else {})}
     timings: dict[str, float] = {}
 
     def compute():
         from ..store import git_commit, now_iso
 
-        E = _run(spec, resolved, texts, opts, progress, timings)
+        E = _run(spec, resolved, texts, opts, progress, timings, dev)
         layer_s = "n/a" if opts["layer"] is None else str(opts["layer"])
         man = {"model": spec.name, "family": spec.family, "paper_family": spec.paper_family,
                "source": spec.source, "model_id": spec.model_id, "loader": spec.loader,
@@ -188,6 +198,7 @@ def embed(name_or_spec: "str | ModelSpec", instructions: Sequence[str] | None = 
                "instruction_set_hash": instruction_set_hash(texts), "n_items": int(E.shape[-2]),
                "dim": int(E.shape[-1]), "compute_command": spec.compute_command, "notes": spec.notes,
                "timing_s": {k: round(v, 3) for k, v in timings.items()}, "cache_key": key("embed", params),
+               **describe(dev),
                **{k: v for k, v in resolved.info.items() if k not in ("gguf_path", "converted_dir")}}
         return E, man
 

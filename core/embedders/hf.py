@@ -123,11 +123,12 @@ def embed_tokens(tok, model, texts: list[str], *, pooling: str, layer, batch_siz
             bad = [t for t, n in zip(chunk, content.sum(1).tolist()) if n == 0]
             raise ValueError(f"the tokenizer turned {bad[:3]} into special tokens only; refusing to embed")
         pmask = content if exclude_special else mask
+        dev = next(model.parameters()).device  # inputs go where the model is (core.device)
         with torch.inference_mode():
             if forward is not None:
-                res = forward(model, enc["input_ids"], mask, want_all)
+                res = forward(model, enc["input_ids"].to(dev), mask.to(dev), want_all)
             else:
-                kw = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                kw = {k: v.to(dev) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
                 res = model(**kw, output_hidden_states=want_all, return_dict=True)
             states = select_layers(res.hidden_states, layer) if want_all else [res.last_hidden_state]
             out.append([pool(h, pmask, pooling).cpu().numpy() for h in states])

@@ -1,0 +1,257 @@
+"""Why they align: alignment across learning, what organises each space, and how robust each number is."""
+from contextlib import nullcontext
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core import metrics, report
+from core import why as W
+from core.dynamics import TrajectoryError
+from core.embedders import EmbedderError
+from ui import data, state
+from ui import why as V
+from ui.state import CURVE_METRICS, INSTRUCTIONS, N
+from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
+                        seed_picker, setup)
+
+tok, ctx = setup(("metric", "agent"))
+st.title("Why they align")
+st.caption("Why does the agent align with a language model as much as it does, and no more? Three kinds of evidence "
+           "for the selected agent and models: how alignment changes while the agent learns to act, which "
+           "grammatical factors organise each space (two spaces organised by different factors cannot share "
+           "neighbourhoods), and how much each number moves with the choices an analysis makes.")
+
+CURVE_LABELS = {"pk": "P@k", "cka": "CKA", "rsa": "RSA", "pk_instruction": "P@k of the selected instruction"}
+
+
+_MULTIVERSE_OF = "_why_multiverse_of"  # the (agent, seed, models) the multiverse section was drawn for
+
+
+def selection() -> tuple[str, int, tuple[tuple[str, int | None], ...]]:
+    """(agent, the agent's seed file, ((model, its seed file), ...)) of the shared selection: the models present
+    other than the agent (a seeded model uses the file of the agent seed)."""
+    ss = st.session_state
+    agent, seed = ss["agent"], ss["seed"]
+    pairs = tuple((m, data.space_seed(ctx, m, seed)) for m in ss["models"] if m != agent and m in ctx["present"])
+    return agent, data.space_seed(ctx, agent, seed), pairs
+
+
+def follow_in_multiverse() -> None:
+    """In a fragment run, rerun the whole page when the multiverse section (outside the fragment) is out of date."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    now = selection()
+    if st.session_state.get(_MULTIVERSE_OF) != now:
+        st.session_state[_MULTIVERSE_OF] = now
+        run = get_script_run_ctx()
+        if run is not None and run.fragment_ids_this_run:
+            st.rerun(scope="app")
+
+
+@st.fragment
+def why_page() -> None:
+    """The controls and what depends on k, the instruction or the curve (sections 1, 2 and the answer): one
+    fragment, as on the Neighbours page."""
+    xtok = V.token(tok)
+    agents = state.agents(ctx)
+    if not agents:
+        st.info("No trained agent has embeddings in `assets/` yet.")
+        not_computed(ctx, report.REFERENCE)
+        finish()
+        return
+    if st.session_state["agent"] not in agents:
+        st.session_state["agent"] = state.default_agent(ctx)
+    c1, c2, c3, c4 = st.columns([2, 1, 2, 3])
+    with c1:
+        st.selectbox("Agent", agents, format_func=lambda n: f"{n} · {ctx['families'].get(n, '')}",
+                     help="Which trained agent variant (alm = the paper's agent).", **state.bind("w_agent", "agent"))
+    with c2:
+        seed = seed_picker(ctx)
+    with c3:
+        k = k_slider()
+    with c4:
+        instr = instruction_picker()
+    models = models_picker(ctx)
+    follow_in_multiverse()
+    agent, a_seed, pairs = selection()
+    if a_seed != seed:
+        st.caption(f"{agent} is shipped for seed{'s' if len(ctx['seeds_of'].get(agent, [])) > 1 else ''} "
+                   f"{', '.join(map(str, ctx['seeds_of'].get(agent, [])))} only: showing {data.label(agent, a_seed)}.")
+    item = INSTRUCTIONS.index(instr)
+    for m in [m for m in models if m != agent and m not in ctx["present"]]:
+        not_computed(ctx, m)
+    if not pairs:
+        st.info("Pick at least one model besides the agent.")
+    traj_seeds = V.trajectory_seeds(xtok, agent)
+    has_traj = a_seed in traj_seeds
+
+    # ------------------------------------------------------------------------------------ the answer
+    need = len(traj_seeds) * len(pairs)
+    with st.spinner(f"Computing alignment over training ({len(traj_seeds)} recorded seed(s) × {len(pairs)} model(s); "
+                    "kept in the cache afterwards)…") if need else nullcontext():
+        answers = []
+        for m, _ in pairs:
+            try:
+                answers.append(V.pair_answer(tok, xtok, agent, seed, m, k))
+            except (TrajectoryError, EmbedderError, LookupError, ValueError) as e:
+                st.error(f"{data.label(agent, a_seed)} vs {m}: {e}")
+    if answers:
+        st.subheader("The answer, from the data")
+        box = st.container(border=True)
+        box.markdown(W.agent_text(answers[0]))
+        box.markdown("\n".join(f"- {W.answer_text(a, with_agent=False)}" for a in answers))
+        st.caption("Every number above is computed on this page from the shipped files: P@k of the untrained and "
+                   "the trained agent from their embeddings; the highest value along the way from the recorded "
+                   "trajectory; the organising factors from η² (a factor counts when its η² is above its null and "
+                   f"at least {W.ORGANISED_SHARE:.0%} of the largest); the spread over analysis choices from the "
+                   "precomputed multiverse (P@15).")
+
+    # ------------------------------------------------------------------------------------ 1. learning
+    st.header("1. Alignment across learning")
+    if not traj_seeds:
+        st.info(f"No training trajectory of `{agent}` is shipped (`assets/trajectories/`): not computed. Record one "
+                "(the same training run, with E_L read at every snapshot step) with:")
+        st.code(V.record_command(agent, a_seed), language="bash")
+    else:
+        if not has_traj:
+            st.warning(f"No trajectory of {data.label(agent, a_seed)} is shipped (recorded seeds: "
+                       f"{', '.join(map(str, traj_seeds))}); the curves show those seeds. Record it with:")
+            st.code(V.record_command(agent, a_seed), language="bash")
+        st.segmented_control("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get,
+                             help="P@k: mean over the 108 instructions; P@k of the selected instruction: that "
+                                  "instruction's share of common neighbours; CKA (linear) and RSA (Spearman) do "
+                                  "not depend on k.", **state.bind("w_metric", "metric"))
+        if st.session_state["metric"] not in CURVE_METRICS:  # a segmented control can be cleared
+            state.select("metric", CURVE_METRICS[0])
+        metric = st.session_state["metric"]
+        slow = metric in ("cka", "rsa")  # dynamics.trajectory_metrics: P@15, CKA and RSA of every snapshot, once
+        try:
+            busy = (f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
+                    f"{len(pairs)} model(s) (once: kept in the cache afterwards)…")
+            with st.spinner(busy) if slow else nullcontext():
+                learning = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
+                                             item if metric == "pk_instruction" else -1) if pairs else None
+            max_step = int(max(V.trajectory(xtok, agent, s).steps[-1] for s in traj_seeds))
+        except (TrajectoryError, EmbedderError, LookupError, ValueError) as e:
+            st.error(str(e))
+            learning, traj_seeds, has_traj = None, [], False
+        if learning is not None:
+            spec, plot, table, csv = learning
+            st.vega_lite_chart(plot, spec, key="why_curves", width="stretch")
+            what = {"pk": f"P@{k} (mean over the 108 instructions)",
+                    "pk_instruction": f"P@{k} of “{instr}” alone (its share of common neighbours)",
+                    "cka": "linear CKA (columns centred)", "rsa": "RSA (Spearman correlation of cosine-distance "
+                    "RDMs)"}[metric]
+            st.caption(f"{what} between the agent's instruction embeddings E_L at every recorded training step and "
+                       f"each model, one colour per model. Bold with points: {data.label(agent, a_seed)}; thin lines "
+                       f"and the shaded band: the other recorded seeds ({', '.join(map(str, traj_seeds))}), min to "
+                       "max. Step 0 is the untrained agent, the last step the shipped one. "
+                       + ("Dotted: chance k/(n−1). " if metric.startswith("pk") else "")
+                       + "Hover for the values.")
+        if has_traj:
+            fspec, fdata = V.factors_over_steps_figure(xtok, agent, a_seed, max_step)
+            st.vega_lite_chart(fdata, fspec, key="why_factors_steps", width="stretch")
+            st.caption(f"What organises {data.label(agent, a_seed)} as it learns: η² of each factor (the share of "
+                       "the variance of the L2-normalised embeddings explained by the factor's levels) at every "
+                       "recorded step; dotted: each factor's null (L−1)/(n−1).")
+        if traj_seeds:
+            sspec, sdata = V.success_figure(xtok, agent, a_seed, max_step)
+            st.vega_lite_chart(sdata, sspec, key="why_success", width="stretch")
+            st.caption("Task success of the quick check run during training (greedy episodes on held-out environment "
+                       "seeds), only at the steps where it ran: there is no success value between them, and none "
+                       f"is drawn. Filled: {data.label(agent, a_seed)}; hollow: the other seeds.")
+        if learning is not None:
+            with st.expander(f"Table: {data.label(agent, a_seed)} at each recorded step"):
+                st.dataframe(table, hide_index=True, key="why_curves_table",
+                             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
+                                            if c != "step"})
+            st.download_button("Download the curves of every seed (CSV)", csv, file_name=f"alva_learning_{agent}_{metric}_k{k}.csv",
+                               mime="text/csv", on_click="ignore")
+
+    # ------------------------------------------------------------------------------------ 2. organisation
+    st.header("2. What organises each space")
+    u = V.untrained_space(tok, xtok, agent, a_seed)
+    spaces = [(agent, a_seed, None), *([u] if u is not None else []), *((m, ms, None) for m, ms in pairs)]
+    figs, otable, ocsv = V.organisation_figures(tok, xtok, tuple(spaces), k)
+    for col, (measure, spec, part) in zip(st.columns(len(figs)), figs):
+        with col:
+            st.vega_lite_chart(part, spec, key=f"why_org_{measure}", width="stretch")
+    st.caption(f"One group of bars per space, one bar per grammatical factor: **η²**, the share of the "
+               "variance of the L2-normalised embeddings explained by the factor's levels; **LOO accuracy**, "
+               "leave-one-out nearest-centroid classification of the factor (cosine); **neighbour share**, the "
+               f"share of each instruction's {k} nearest neighbours with the same level. Black ticks: chance "
+               "((L−1)/(n−1), 1/L, the share of a random neighbour set). Two spaces organised by different factors "
+               "cannot share neighbourhoods.")
+    line = []
+    for sp in spaces:
+        mine = V.shares(tok, xtok, sp, k, item)
+        line.append(f"{V.space_label(sp)}: " + ", ".join(f"{f} {int(round(s * k))}/{k}" for f, s in
+                                                         zip(mine["factor"], mine["share"])))
+    st.markdown(f"**“{instr}”**: of its {k} nearest neighbours, how many share its level of each factor — "
+                + "; ".join(line) + ".")
+    with st.expander("Table of the factor picture"):
+        st.dataframe(otable, hide_index=True, key="why_org_table",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in otable.columns
+                                    if c not in ("space", "measure")})
+    st.download_button("Download the factor picture (CSV)", ocsv, file_name=f"alva_factors_k{k}.csv",
+                       mime="text/csv", on_click="ignore")
+
+    finish()
+
+
+def multiverse_section() -> None:
+    """Section 3, outside the fragment: it does not depend on k, the instruction or the curve, so moving those
+    reruns only the fragment above; a new agent, seed or model set reruns the whole page (:func:`why_page`)."""
+    if not state.agents(ctx):
+        return
+    xtok = V.token(tok)
+    agent, a_seed, pairs = selection()
+    # ------------------------------------------------------------------------------------ 3. multiverse
+    st.header("3. How robust is each number? The analysis multiverse")
+    try:
+        mv = V.multiverse(xtok)
+    except FileNotFoundError:
+        mv = None
+        st.info("The analysis multiverse is not computed here (`assets/multiverse/` is missing). Compute and ship it "
+                "with:")
+        st.code("python -m core multiverse", language="bash")
+    if mv is not None and pairs:
+        shown, rows, absent = [], [], []
+        for m, _ in pairs:
+            fig = V.multiverse_figure(tok, xtok, agent, a_seed, m)
+            (shown if fig is not None else absent).append((m, fig))
+        cols = st.columns(2) if len(shown) > 1 else [st.container()]
+        for j, (m, (spec, hist, row)) in enumerate(shown):
+            with cols[j % len(cols)]:
+                st.markdown(f"**{data.label(agent, a_seed)} vs {m}**")
+                st.vega_lite_chart(hist, spec, key=f"why_mv_{m}", width="stretch")
+            rows.append(row)
+        if shown:
+            st.caption("For each pair: the share of analysis choices (agent layer and pooling, model layer and "
+                       "pooling, preprocessing, instruction subset with its chance-matched k) per P@k bin, for the "
+                       "trained agent (blue) and its untrained twin (orange) over the same choices. Solid rules: "
+                       "the pre-registered last layers; dashed: the best layer pair chosen on half of the "
+                       "instructions and scored on the other half (never the in-sample maximum). Green band: the "
+                       "paper's reported range for the model's family; dotted: chance 15/107. Precomputed at "
+                       "k = 15 (`python -m core multiverse`); the k above does not apply here.")
+            summ = pd.DataFrame(rows)
+            st.dataframe(summ, hide_index=True, key="why_mv_table")
+            st.download_button("Download the multiverse summary (CSV)", summ.to_csv(index=False).encode(),
+                               file_name=f"alva_multiverse_{agent}-s{a_seed}.csv", mime="text/csv", on_click="ignore")
+        if absent:
+            st.caption(f"No multiverse rows for {data.label(agent, a_seed)} vs {', '.join(m for m, _ in absent)} "
+                       f"(the multiverse covers the models with a layer sweep: {', '.join(mv['references'])}).")
+
+    with st.expander("Conventions", expanded=False):
+        st.markdown(f"- **P@k:** {metrics.PRECISION_CONVENTIONS}.\n"
+                    "- **Trajectories:** E_L read in eval mode at steps 0, 10, …, 200, then every 50, and the last "
+                    "step (`core.dynamics`); snapshots stored in float16, the first and last exactly.\n"
+                    "- **Seeded models** (random draws, the untrained agent) use the file of the matching agent "
+                    "seed.\n- **Factors:** `core.controls.factor_separation` and `neighbour_factor_shares`.\n"
+                    "- **Multiverse:** `core.multiverse` (its module docstring lists every choice).")
+
+
+run_fragment(why_page)
+multiverse_section()
+finish()
