@@ -7,7 +7,7 @@ server serves (an icon whose name the font lacks, or whose font did not load, is
 several times wider than high), (3) show no character that only a colour-emoji font can draw (the build machines
 and many servers have none, and such a character is an empty box), and (4) carry the app's own SVG favicon.
 
-Shares the server and browser fixtures of tests/test_e2e.py (a server of its own for this module).
+Walks every page of the navigation. Shares the server and browser fixtures of tests/test_e2e.py (a server of its own for this module).
 """
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ except ImportError:  # pragma: no cover  (skipped by pytestmark)
     expect = None
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-PAGES = [("", "Overview"), ("agent", "Agent"), ("neighbours", "Neighbours"), ("precision", "P@k"),
-         ("procrustes", "Procrustes UMAP"),
-         (f"neighbours?k=500&instruction={quote_plus('fly to the moon')}", "Neighbours")]  # alerts with icons
+#: besides every page of the navigation: a link that shows alerts (with their icons)
+HOSTILE = f"neighbours?k=500&instruction={quote_plus('fly to the moon')}"
 
 #: per visible Material icon: its text (the icon name), font family, and drawn width and height
 ICONS_JS = """() => Array.from(document.querySelectorAll(
@@ -58,20 +57,27 @@ def test_pages_render_icons_and_symbols_without_network(app_url, browser):
     ctx.route("**/*", gate)
     page = ctx.new_page()
     try:
-        for path, title in PAGES:
+        page.goto(app_url)
+        wait_for_app_run(page)
+        links = page.locator("[data-testid='stSidebarNav'] a")
+        expect(links.first).to_be_visible(timeout=60_000)
+        pages = [(urlparse(a.get_attribute("href")).path.lstrip("/"),  # (path, title: the text after the icon)
+                  a.inner_text().strip().splitlines()[-1]) for a in links.all()]
+        assert len(pages) >= 5, pages
+        for path, title in [*pages, (HOSTILE, "Neighbours")]:
             page.goto(f"{app_url}/{path}")
             wait_for_app_run(page)
             expect(page.locator("h1").first).to_have_text(title, timeout=60_000)
             expect(page.locator("[data-testid='stException']")).to_have_count(0)
             nav = page.locator("[data-testid='stSidebarNav'] [data-testid='stIconMaterial']")
-            expect(nav).to_have_count(5)  # one icon per page
+            expect(nav).to_have_count(len(pages))  # one icon per page
             page.wait_for_function(FONT_LOADED_JS, timeout=30_000)
             icons = page.evaluate(ICONS_JS)
-            assert len(icons) >= 5, icons
+            assert len(icons) >= len(pages), icons
             for icon in icons:
                 assert "Material Symbols" in icon["family"], (path, icon)
                 assert 0 < icon["w"] <= 1.3 * icon["h"], (path, icon)  # one glyph, not the name in letters
-            if "k=500" in path:
+            if path == HOSTILE:
                 assert page.locator("[data-testid='stAlertDynamicIcon']").count() >= 2
             assert page.evaluate(EMOJI_JS) == [], (path, page.evaluate(EMOJI_JS))
             assert attempted == [], f"{path or 'overview'}: requests beyond the app's server: {attempted}"

@@ -574,4 +574,5 @@ def overview_line(tok: str, ctx: dict[str, Any], ref_seed: int) -> None:
         return
     st.markdown(f"**What learning does** (`{untrained}-s{us}`, zero training steps → `{agent}-s{ref_seed}`): {line}")
     st.page_link("pages/why.py", label="Why they align: alignment across learning, what organises each space, "
-                 "and how robust each number is", icon="❓", query_params={"seed": str(ref_seed)})
+                 "and how robust each number is", icon=":material/psychology_alt:",
+                 query_params={"seed": str(ref_seed)})
