@@ -125,6 +125,7 @@ def apply_query(ctx: dict[str, Any]) -> None:
         return
     changed = {k: v for k, v in qp.items() if last is None or last.get(k) != v}
     ss = st.session_state
+    choices = {"view": VIEWS, "colour_by": COLOUR_BY, "layout": LAYOUTS, "metric": CURVE_METRICS}  # one of a list
     for key, param in ALL_PARAMS.items():
         if param not in changed or changed[param] is None:
             continue
@@ -154,22 +155,10 @@ def apply_query(ctx: dict[str, Any]) -> None:
                 ss["env"] = parse_int(raw, 0, 99_999, "environment seed")
             elif key == "step":
                 ss["step"] = parse_int(raw, 0, 10_000, "step")
-            elif key == "view":
-                if raw not in VIEWS:
-                    raise ValueError(f"view must be one of {', '.join(VIEWS)}")
-                ss["view"] = raw
-            elif key == "colour_by":
-                if raw not in COLOUR_BY:
-                    raise ValueError(f"colour_by must be one of {', '.join(COLOUR_BY)}")
-                ss["colour_by"] = raw
-            elif key == "layout":
-                if raw not in LAYOUTS:
-                    raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}")
-                ss["layout"] = raw
-            elif key == "metric":
-                if raw not in CURVE_METRICS:
-                    raise ValueError(f"metric must be one of {', '.join(CURVE_METRICS)}")
-                ss["metric"] = raw
+            elif key in choices:
+                if raw not in choices[key]:
+                    raise ValueError(f"{key} must be one of {', '.join(choices[key])}")
+                ss[key] = raw
             elif key == "agent":
                 if raw not in agents(ctx):
                     raise ValueError(f"unknown agent; agents present: {', '.join(agents(ctx)) or 'none'}")
