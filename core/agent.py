@@ -8,7 +8,9 @@ Architecture (read top to bottom, :class:`ALM`):
    Word embeddings (``d_model`` = 128) are initialised by ``word_init``:
    ``identity`` (default, the paper's): word ``i`` starts as the one-hot vector ``e_i``, so every word is
    equidistant from every other and no prior similarity exists; ``identical``: every word starts as the same
-   vector ``e_0``; ``random``: N(0, 1/d) rows (norm ~1, like the one-hot rows). All are trainable.
+   vector ``e_0``; ``random``: N(0, 1/d) rows (norm ~1, like the one-hot rows); ``smollm2`` / ``minilm`` /
+   ``spacy``: a language model's static word vectors projected by PCA and rescaled to norm 1
+   (:mod:`core.word_init`; the matrix is kept in ``AgentConfig.word_vectors``). All are trainable.
    Learned positional embeddings are added, then a pre-norm transformer encoder (2 layers, 4 heads) and a final
    LayerNorm give one state per token. **E_L = masked mean over the instruction's (non-padding) tokens of the
    language-encoder output** (128-d). E_L depends on the instruction only (:func:`instruction_embeddings`).
@@ -60,7 +62,8 @@ START_ACTION = len(ACTION_NAMES)  # "previous action" token at an episode's firs
 DONE = ACTION_NAMES.index("done")
 N_OBJECTS, N_COLOURS, N_STATES = 11, 6, 3  # minigrid OBJECT_IDX / COLOR_IDX / STATE ranges
 VIEW = 7
-WORD_INITS = ("identity", "identical", "random")
+WORD_INITS = ("identity", "identical", "random", "smollm2", "minilm", "spacy")
+LM_WORD_INITS = WORD_INITS[3:]  # initialised from a language model (core.word_init): need `word_vectors`
 VISIONS = ("symbolic", "resnet-hybrid")
 POOLING = "masked mean over instruction tokens of the language encoder output (after its final LayerNorm)"
 LAYER = "language encoder output (2-layer pre-norm transformer + final LayerNorm), before cross-attention"
@@ -75,7 +78,7 @@ class AgentConfig:
     """Everything that defines the network (stored in every checkpoint)."""
 
     vision: str = "symbolic"  # "symbolic" | "resnet-hybrid"
-    word_init: str = "identity"  # "identity" | "identical" | "random"
+    word_init: str = "identity"  # "identity" | "identical" | "random" | "smollm2" | "minilm" | "spacy"
     done_action: bool = False  # trained for the done-action env (otherwise `done` is masked)
     prev_action: bool = True  # feed the previous action (a cheap memory); False = memoryless policy
     vision_pos_std: float = 1.0  # init std of the 7x7 position embeddings (same scale as the cell embeddings)
@@ -89,6 +92,9 @@ class AgentConfig:
     rgb_tile: int = 32  # resnet-hybrid only: pixels per cell (7 x 32 = 224)
     vocabulary: tuple[str, ...] = DEFAULT_GRAMMAR.vocabulary
     instructions: tuple[str, ...] = field(default_factory=lambda: tuple(instruction_set()))
+    #: LM word inits only: the (n_words, d_model) initial word vectors (core.word_init.lm_word_init), kept here so
+    #: that a checkpoint rebuilds its init without the language model's weights
+    word_vectors: tuple[tuple[float, ...], ...] = ()
 
     def __post_init__(self) -> None:
         if self.vision not in VISIONS:
@@ -99,10 +105,19 @@ class AgentConfig:
             raise ValueError("identity word init needs d_model >= vocabulary size + 1")
         object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
         object.__setattr__(self, "instructions", tuple(self.instructions))
+        object.__setattr__(self, "word_vectors", tuple(tuple(float(x) for x in r) for r in self.word_vectors))
+        if self.word_init in LM_WORD_INITS:
+            shape = (len(self.word_vectors), len(self.word_vectors[0]) if self.word_vectors else 0)
+            if shape != (len(self.vocabulary), self.d_model):
+                raise ValueError(f"word_init {self.word_init!r} needs word_vectors of shape "
+                                 f"({len(self.vocabulary)}, {self.d_model}) (core.word_init.lm_word_init), got {shape}")
+        elif self.word_vectors:
+            raise ValueError(f"word_vectors are only used by the LM word inits {LM_WORD_INITS}")
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["vocabulary"], d["instructions"] = list(self.vocabulary), list(self.instructions)
+        d["word_vectors"] = [list(r) for r in self.word_vectors]
         return d
 
     @classmethod
@@ -279,6 +294,8 @@ class ALM(nn.Module):
                 w[1:, : n - 1] = torch.eye(n - 1)  # word i (id i+1) = e_i; padding row stays 0
             elif self.config.word_init == "identical":
                 w[1:, 0] = 1.0
+            elif self.config.word_init in LM_WORD_INITS:
+                w[1:] = torch.tensor(self.config.word_vectors, dtype=torch.float32)
             else:
                 w[1:] = torch.randn(n - 1, d) / math.sqrt(d)
             self.words.weight.copy_(w)
@@ -447,7 +464,7 @@ def agent_embeddings(path_or_name: str | Path | None = None, untrained: bool = F
                          if untrained else "sha256 of the checkpoint"),
         "checkpoint": str(Path("assets/agents") / agent.checkpoint_path.name),
         "pooling": POOLING, "layer": LAYER, "dtype": "float32",
-        "agent_config": {k: v for k, v in agent.config.as_dict().items() if k not in ("instructions",)},
+        "agent_config": {k: v for k, v in agent.config.as_dict().items() if k not in ("instructions", "word_vectors")},
         "success": None if untrained else man.get("success", {}).get("overall"),
         "trained_success": man.get("success", {}).get("overall"),
         "optimizer_steps": 0 if untrained else man.get("optimizer_steps"),

@@ -11,6 +11,7 @@ import sys
 #: stage -> (module, one-line help). The order is the pipeline's order.
 STAGES: dict[str, tuple[str, str]] = {
     "instructions": ("core.instructions_cli", "print the instruction set (table, CSV or JSON)"),
+    "splits": ("core.splits", "the held-out instruction splits (compositional generalisation)"),
     "demos": ("core.demos", "generate expert demonstrations with BabyAIBot into the cache"),
     "train": ("core.train", "train an action-language agent by behavioural cloning"),
     "evaluate": ("core.train", "evaluate a trained agent's success per instruction"),

@@ -55,6 +55,8 @@ class TrainConfig:
     head_hidden: int = 256
     # data
     verbs: tuple[str, ...] = ()  # train/evaluate on the instructions with these verbs only (default: all 108)
+    holdout: str = ""  # a core.splits split: its held-out instructions' demos are dropped (the agent still embeds
+    #                    and is evaluated on every instruction; the quick checks run on the trained ones only)
     demos: int = 50_000  # expert episodes (cached; balanced over the 108 instructions)
     demo_seed: int = 0
     demo_workers: int = 2
@@ -85,7 +87,31 @@ class TrainConfig:
         return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
                            resnet_weights=self.resnet_weights, d_model=self.d_model, lang_ff=self.lang_ff,
                            head_hidden=self.head_hidden, prev_action=self.prev_action,
-                           instructions=tuple(self.instructions()))
+                           instructions=tuple(self.instructions()), word_vectors=self.word_vectors()[0])
+
+    def word_vectors(self) -> tuple[tuple[tuple[float, ...], ...], dict[str, Any] | None]:
+        """The LM word init's initial vectors and manifest (core.word_init), or ((), None) for the other inits."""
+        from .agent import DEFAULT_GRAMMAR, LM_WORD_INITS
+
+        if self.word_init not in LM_WORD_INITS:
+            return (), None
+        from .word_init import lm_word_init
+
+        W, man = lm_word_init(self.word_init, DEFAULT_GRAMMAR.vocabulary, self.d_model)
+        return tuple(map(tuple, W.tolist())), man
+
+    def held_out(self) -> list[str]:
+        """The instructions of split ``holdout`` (none without one); core.splits.SplitError for an unknown split."""
+        if not self.holdout:
+            return []
+        from .splits import get_split
+
+        return list(get_split(self.holdout).held_out)
+
+    def trained_instructions(self) -> list[str]:
+        """The instructions whose demos the agent trains on (all of :meth:`instructions` minus :meth:`held_out`)."""
+        out = set(self.held_out())
+        return [t for t in self.instructions() if t not in out]
 
     def instructions(self) -> list[str]:
         from .instructions import DEFAULT_GRAMMAR
@@ -120,11 +146,31 @@ class TrainConfig:
         return set(snapshot_steps(self.steps)) | evals
 
 
-def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False) -> str:
-    """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet`` ... (checkpoint
-    ``<name>-s<seed>.pt``)."""
+def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False,
+                 holdout: str = "") -> str:
+    """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet``,
+    ``alm-holdout-colour-object``, ``alm-word-smollm2-holdout-colour-object`` ... (checkpoint ``<name>-s<seed>.pt``)."""
     return ("alm" + ("-done" if done_action else "") + ("" if word_init == "identity" else f"-word-{word_init}")
-            + ("" if vision == "symbolic" else "-resnet"))
+            + ("" if vision == "symbolic" else "-resnet") + (f"-holdout-{holdout}" if holdout else ""))
+
+
+def training_demos(demos, held_out: Sequence[str]):
+    """``demos`` without the episodes of the ``held_out`` instructions (a new :class:`core.demos.Demos`; instruction
+    ids still index ``demos.instructions``, so they match the agent's full instruction list)."""
+    if not held_out:
+        return demos
+    from .demos import Demos
+
+    out_ids = {demos.instructions.index(t) for t in held_out}
+    keep_ep = ~np.isin(demos.instruction_ids, sorted(out_ids))
+    lengths = np.diff(demos.starts)
+    keep_step = np.repeat(keep_ep, lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths[keep_ep])]).astype(demos.starts.dtype)
+    return Demos(images=demos.images[keep_step], directions=demos.directions[keep_step],
+                 actions=demos.actions[keep_step], starts=starts, instruction_ids=demos.instruction_ids[keep_ep],
+                 env_seeds=demos.env_seeds[keep_ep], instructions=list(demos.instructions),
+                 config={**demos.config, "held_out": list(held_out)},
+                 failures=[f for f in demos.failures if f[0] not in out_ids])
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -177,9 +223,11 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     torch.set_num_threads(cfg.threads)
     t_start = time.perf_counter()
     # 1. data
+    held_out = cfg.held_out()  # SplitError for an unknown split, before any work
     if demos is None:
         demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
                          instructions=cfg.instructions(), progress=cfg.progress)
+    demos = training_demos(demos, held_out)
     data = {k: v.to(dev) for k, v in demo_tensors(demos).items()}
     n = len(data["actions"])
     # 2. model, optimiser, RNG for batch order
@@ -242,7 +290,7 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
             train_time += time.perf_counter() - t_seg
             agent.eval()
             table = evaluate(agent, episodes_per_instruction=cfg.eval_episodes, seed=1, progress=False,
-                             instructions=agent.config.instructions)
+                             instructions=cfg.trained_instructions())
             agent.train()
             history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
                             "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
@@ -275,13 +323,25 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     summary = summarise(table)
     import torch as _t
 
+    trained_ids = sorted(set(demos.instruction_ids.tolist()))
+    holdout = None
+    if held_out:
+        ho = table.instruction.isin(held_out)
+        rate = lambda t: round(float(t.successes.sum() / t.episodes.sum()), 4)  # noqa: E731
+        holdout = {"split": cfg.holdout, "instructions": held_out, "success_trained": rate(table[~ho]),
+                   "success_held_out": rate(table[ho]),
+                   "held_out_episodes_in_training_demos": int(np.isin(
+                       demos.instruction_ids, [demos.instructions.index(t) for t in held_out]).sum())}
+
     manifest = {
         "name": cfg.name, "seed": cfg.seed, "command": command or "core.train.train(TrainConfig(...))",
         "train_config": asdict(cfg), "agent_config": {k: v for k, v in agent.config.as_dict().items()
-                                                      if k != "instructions"},
+                                                      if k not in ("instructions", "word_vectors")},
         "env_config": cfg.env_config().as_dict(),
         "demos": {"episodes": demos.n_episodes, "steps": demos.n_steps, "seed": cfg.demo_seed,
-                  "bot_failures_skipped": len(demos.failures)},
+                  "bot_failures_skipped": len(demos.failures), "instructions_trained": len(trained_ids)},
+        "holdout": holdout,
+        "word_init": cfg.word_vectors()[1],
         "optimizer_steps": step, "samples_seen": step * cfg.batch_size,
         "epochs": round(step * cfg.batch_size / n, 3),
         "training_time_s": round(train_time, 1),
@@ -407,12 +467,18 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _train_parser() -> argparse.ArgumentParser:
+    from .agent import WORD_INITS
+
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m core train", description="Train an ALM by behavioural cloning.")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--name", default=None, help="model name (default: alm, or alm-<variant> for ablations)")
     p.add_argument("--vision", choices=["symbolic", "resnet-hybrid"], default=d.vision)
-    p.add_argument("--word-init", choices=["identity", "identical", "random"], default=d.word_init)
+    p.add_argument("--word-init", choices=list(WORD_INITS), default=d.word_init,
+                   help="identity (the paper's one-hot) | identical | random | smollm2 | minilm | spacy (a language "
+                        "model's static word vectors, PCA-projected, norm 1: core.word_init)")
+    p.add_argument("--holdout", default="", metavar="SPLIT",
+                   help="drop the demos of this split's held-out instructions (python -m core splits)")
     p.add_argument("--done-action", action="store_true", help="done-mode env and demos (`done` required)")
     p.add_argument("--resnet-weights", default=d.resnet_weights,
                    help="resnet-hybrid: imagenet (torchvision cache, never downloaded) | random | PATH.pth")
@@ -444,8 +510,8 @@ def cli(argv: list[str]) -> int:
     if stage == "evaluate":
         return _evaluate_cli(argv)
     args = _train_parser().parse_args(argv[1:])
-    name = args.name or default_name(args.vision, args.word_init, args.done_action)
-    cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init,
+    name = args.name or default_name(args.vision, args.word_init, args.done_action, args.holdout)
+    cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init, holdout=args.holdout,
                       done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
@@ -455,9 +521,11 @@ def cli(argv: list[str]) -> int:
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     from .device import DeviceError
 
+    from .splits import SplitError
+
     try:
         train(cfg, command=command)
-    except DeviceError as e:
+    except (DeviceError, SplitError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
