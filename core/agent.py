@@ -368,12 +368,37 @@ def save_checkpoint(agent: ALM, path: str | Path, manifest: dict[str, Any]) -> P
     return path
 
 
+def checkpoint_dirs() -> list[Path]:
+    """Where shipped checkpoints live, searched in order: ``assets/agents/`` (the main agents and variants), then
+    ``assets/generalisation/agents/`` (held-out split and LM word-init agents, float16)."""
+    return [store.assets_dir() / "agents", store.assets_dir() / "generalisation" / "agents"]
+
+
+def shipped_checkpoints() -> dict[str, Path]:
+    """{name: path} of every shipped checkpoint (:func:`checkpoint_dirs`; the first directory wins a clash)."""
+    out: dict[str, Path] = {}
+    for d in checkpoint_dirs():
+        for p in sorted(d.glob("*.pt")):
+            out.setdefault(p.stem, p)
+    return out
+
+
 def resolve(path_or_name: str | Path | None = None) -> Path:
-    """A checkpoint path: an existing file, or a shipped name (``assets/agents/<name>.pt``)."""
+    """A checkpoint path: an existing file, or a shipped name (``<checkpoint_dirs()>/<name>.pt``)."""
     p = Path(str(path_or_name or DEFAULT_AGENT))
     if p.suffix == ".pt" or p.exists() or "/" in str(path_or_name or ""):
         return p
-    return store.assets_dir() / "agents" / f"{p.name}.pt"
+    return shipped_checkpoints().get(p.name, store.assets_dir() / "agents" / f"{p.name}.pt")
+
+
+def trained_on(manifest: dict[str, Any], instruction: str) -> bool:
+    """Whether the agent of this training manifest had demos of ``instruction``: False for the held-out
+    instructions of its split (``manifest['holdout']``) and for instructions outside its ``verbs`` subset."""
+    held = set((manifest.get("holdout") or {}).get("instructions", []))
+    verbs = tuple((manifest.get("train_config") or {}).get("verbs") or ())
+    if instruction in held:
+        return False
+    return not verbs or any(instruction.startswith(v + " ") for v in verbs)
 
 
 def load_agent(path_or_name: str | Path | None = None) -> ALM:
@@ -383,7 +408,7 @@ def load_agent(path_or_name: str | Path | None = None) -> ALM:
     """
     path = resolve(path_or_name)
     if not path.exists():
-        shipped = sorted(p.stem for p in (store.assets_dir() / "agents").glob("*.pt"))
+        shipped = sorted(shipped_checkpoints())
         raise CheckpointError(f"no agent checkpoint {path}; shipped agents: {shipped or 'none'} "
                               "(train one with `python -m core train --seed 0`)")
     try:
