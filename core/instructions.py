@@ -62,6 +62,9 @@ LOCATION_PHRASES: dict[str, str] = {"left": "on your left", "right": "on your ri
 CONNECTIVES: tuple[str, ...] = ("then", "after you", "and")
 CONNECTIVE_PHRASES: dict[str, str] = {"then": ", then ", "after you": " after you ", "and": " and "}
 PUT_VERB = "put"
+#: the forms (blocks) of the extended grammar, in set order (see Instruction.form)
+FORMS: tuple[str, ...] = ("paper108", "colourless", "location", "putnext", "sequence-then",
+                          "sequence-after-you", "sequence-and")
 PUT_MOVABLE: tuple[str, ...] = ("ball", "box", "key")  #: minigrid's PutNextInstr cannot move a door
 #: factor columns of :func:`metadata` for a grammar with any extended form (paper108 keeps FACTORS)
 EXTENDED_FACTORS: tuple[str, ...] = (*FACTORS, "location", "connective", "verb2", "determiner2", "colour2",
@@ -106,6 +109,17 @@ class Instruction:
     def is_paper108_form(self) -> bool:
         """True for the plain "verb det colour object" shape (colour given, nothing else)."""
         return bool(self.colour) and not (self.location or self.object2 or self.connective)
+
+    @property
+    def form(self) -> str:
+        """The block of the module docstring this instruction belongs to: one of FORMS."""
+        if self.connective:
+            return "sequence-" + self.connective.replace(" ", "-")
+        if self.verb == PUT_VERB:
+            return "putnext"
+        if self.location:
+            return "location"
+        return "paper108" if self.colour else "colourless"
 
     @property
     def clause_text(self) -> str:
