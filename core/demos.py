@@ -257,17 +257,20 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--done-action", action="store_true", help="require an explicit `done` (see core.env)")
     p.add_argument("--obs", choices=["symbolic", "rgb"], default="symbolic")
     p.add_argument("--verb", action="append", help="only instructions with this verb (repeatable)")
+    p.add_argument("--grammar", default="paper108", help="instruction-set preset (core.instructions.presets)")
     p.add_argument("--refresh", action="store_true", help="recompute even if cached")
     args = p.parse_args(argv[1:])
-    from .instructions import DEFAULT_GRAMMAR
+    from .instructions import preset
 
-    instructions = instruction_set(DEFAULT_GRAMMAR.subset(verbs=args.verb)) if args.verb else instruction_set()
+    grammar = preset(args.grammar)
+    instructions = instruction_set(grammar.subset(verbs=args.verb)) if args.verb else instruction_set(grammar)
     config = EnvConfig(obs_mode=args.obs, done_action=args.done_action)
-    params = cache_params(args.n, args.seed, config, instructions)
+    params = cache_params(args.n, args.seed, config, instructions, grammar)
     t = time.perf_counter()
     if args.refresh:
         store.cache().delete(store.key("demos", params))
-    demos = generate(args.n, seed=args.seed, workers=args.workers, config=config, instructions=instructions)
+    demos = generate(args.n, seed=args.seed, workers=args.workers, config=config, instructions=instructions,
+                     grammar=grammar)
     dt = time.perf_counter() - t
     print(demos.summary())
     for iid, s, reason in demos.failures[:10]:
