@@ -133,3 +133,16 @@ def test_unknown_preset_and_cli(capsys):
     out = capsys.readouterr().out
     assert "630 instructions over 26 words" in out and "behind" in out
     assert instruction_set_hash(instruction_set(preset("+location"))) in out
+
+
+def test_demo_cache_key_of_paper108_is_unchanged():
+    from core.demos import DEMOS_VERSION, cache_params
+    from core.env import EnvConfig
+
+    p = cache_params(100, 0, EnvConfig(), instruction_set())
+    assert DEMOS_VERSION == 1
+    assert p == {"version": 1, "n": 100, "seed": 0, "config": EnvConfig().as_dict(),
+                 "instruction_set": PAPER108_HASH}
+    assert cache_params(100, 0, EnvConfig(), instruction_set(), presets()["paper108"]) == p
+    ext = cache_params(100, 0, EnvConfig(), instruction_set(presets()["+location"]), presets()["+location"])
+    assert "grammar" in ext and ext["instruction_set"] != PAPER108_HASH
