@@ -92,6 +92,7 @@ class AgentConfig:
     rgb_tile: int = 32  # resnet-hybrid only: pixels per cell (7 x 32 = 224)
     vocabulary: tuple[str, ...] = DEFAULT_GRAMMAR.vocabulary
     instructions: tuple[str, ...] = field(default_factory=lambda: tuple(instruction_set()))
+    grammar: str = ""  # instruction-set preset (core.instructions.presets); "" = paper108
     #: LM word inits only: the (n_words, d_model) initial word vectors (core.word_init.lm_word_init), kept here so
     #: that a checkpoint rebuilds its init without the language model's weights
     word_vectors: tuple[tuple[float, ...], ...] = ()
@@ -132,8 +133,10 @@ class AgentConfig:
 
 def tokenize(instructions: Sequence[str], vocabulary: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Word ids (n, L) with 0 = padding (word i of the vocabulary -> i + 1) and the validity mask (n, L)."""
+    from .instructions import words
+
     index = {w: i + 1 for i, w in enumerate(vocabulary)}
-    rows = [[index[w] for w in text.split()] for text in instructions]
+    rows = [[index[w] for w in words(text)] for text in instructions]
     L = max(map(len, rows))
     ids = torch.zeros(len(rows), L, dtype=torch.long)
     for i, r in enumerate(rows):
@@ -421,9 +424,17 @@ def load_agent(path_or_name: str | Path | None = None) -> ALM:
         raise CheckpointError(f"{path} has checkpoint version {blob.get('version')}, this code reads "
                               f"{CHECKPOINT_VERSION}")
     config = AgentConfig.from_dict(blob["agent_config"])
-    if list(config.instructions) != instruction_set() or tuple(config.vocabulary) != DEFAULT_GRAMMAR.vocabulary:
+    from .instructions import InstructionError, preset
+
+    try:
+        grammar = preset(config.grammar) if config.grammar else DEFAULT_GRAMMAR
+    except InstructionError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    want = instruction_set(grammar)
+    if list(config.instructions) != want or tuple(config.vocabulary) != grammar.vocabulary:
         raise CheckpointError(f"{path} was trained on a different instruction set / vocabulary "
-                              f"(hash {instruction_set_hash(config.instructions)} vs {instruction_set_hash()})")
+                              f"(hash {instruction_set_hash(config.instructions)} vs {instruction_set_hash(want)} of "
+                              f"{config.grammar or 'paper108'})")
     try:
         if config.vision == "resnet-hybrid":  # weights come from the checkpoint: never need ImageNet here
             config = AgentConfig(**{**config.as_dict(), "resnet_weights": "random"})

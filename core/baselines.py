@@ -30,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .instructions import DEFAULT_GRAMMAR, FACTORS, Grammar, instruction_set, parse
+from .instructions import DEFAULT_GRAMMAR, FACTORS, Grammar, instruction_set, parse, words
 
 #: the shipped baseline names (random is shipped once per seed as random-s<seed>)
 NAMES: tuple[str, ...] = ("bag-of-words", "tfidf", "factors", "random")
@@ -63,7 +63,7 @@ def bag_of_words(instructions: Sequence[str] | None = None, grammar: Grammar = D
     X = np.zeros((len(items), len(vocab)), dtype=np.float32)
     for i, text in enumerate(items):
         grammar.parse(text)  # unknown words / bad grammar raise InstructionError naming the word
-        for w in text.strip().lower().split():
+        for w in words(text):
             X[i, col[w]] += 1
     return X
 
@@ -85,9 +85,24 @@ def tfidf(instructions: Sequence[str] | None = None, grammar: Grammar = DEFAULT_
 
 
 def factor_levels(grammar: Grammar = DEFAULT_GRAMMAR) -> dict[str, tuple[str, ...]]:
-    """The levels of each factor, in grammar order (the column blocks of :func:`factors`)."""
-    return {"verb": tuple(grammar.verbs), "determiner": tuple(grammar.determiners),
-            "colour": tuple(grammar.colours), "object": tuple(grammar.objects)}
+    """The levels of each factor, in grammar order (the column blocks of :func:`factors`). An extended grammar
+    adds location, the second object's determiner / colour / object (put-next, a sequence's second clause), the
+    second verb and the connective; an absent part (no colour, no location ...) is all zeros in its block."""
+    from .instructions import CONNECTIVES, LOCATIONS, PUT_VERB
+
+    verbs = tuple(grammar.verbs) + ((PUT_VERB,) if grammar.put_next else ())
+    levels = {"verb": verbs, "determiner": tuple(grammar.determiners), "colour": tuple(grammar.colours),
+              "object": tuple(grammar.objects)}
+    if not grammar.extended:
+        return levels
+    levels["location"] = tuple(lc for lc in LOCATIONS if lc in grammar.locations)
+    levels["connective"] = tuple(c for c in CONNECTIVES if c in grammar.connectives)
+    levels["verb2"] = tuple(grammar.verbs) if grammar.connectives else ()
+    two = grammar.put_next or bool(grammar.connectives)
+    levels["determiner2"] = tuple(grammar.determiners) if two else ()
+    levels["colour2"] = tuple(grammar.colours) if two else ()
+    levels["object2"] = tuple(grammar.objects) if two else ()
+    return {f: lv for f, lv in levels.items() if lv}
 
 
 def factor_feature_names(grammar: Grammar = DEFAULT_GRAMMAR) -> list[str]:
@@ -99,7 +114,7 @@ def factors(instructions: Sequence[str] | None = None, grammar: Grammar = DEFAUL
     """(n_items, sum of levels) one-hot of verb, determiner, colour, object (15 dims for the default grammar)."""
     items = _items(instructions, grammar)
     levels = factor_levels(grammar)
-    assert tuple(levels) == FACTORS
+    assert tuple(levels)[:4] == FACTORS
     offsets, off = {}, 0
     for f, lvls in levels.items():
         offsets[f] = off
@@ -108,7 +123,8 @@ def factors(instructions: Sequence[str] | None = None, grammar: Grammar = DEFAUL
     for i, text in enumerate(items):
         meta = parse(text, grammar)
         for f, lvls in levels.items():
-            X[i, offsets[f] + lvls.index(meta[f])] = 1.0
+            if meta.get(f, ""):  # an absent part (colourless, no location, no second clause) stays all zeros
+                X[i, offsets[f] + lvls.index(meta[f])] = 1.0
     return X
 
 

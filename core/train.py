@@ -37,7 +37,7 @@ import pandas as pd
 
 from . import store
 from .env import EnvConfig, episode_seed, make_env, observe
-from .instructions import instruction_set, metadata
+from .instructions import instruction_set, instruction_set_hash, metadata
 
 
 @dataclass
@@ -55,6 +55,7 @@ class TrainConfig:
     head_hidden: int = 256
     # data
     verbs: tuple[str, ...] = ()  # train/evaluate on the instructions with these verbs only (default: all 108)
+    grammar: str = ""  # instruction-set preset (core.instructions.presets: +colourless, +location, ...); "" = paper108
     holdout: str = ""  # a core.splits split: its held-out instructions' demos are dropped (the agent still embeds
     #                    and is evaluated on every instruction; the quick checks run on the trained ones only)
     demos: int = 50_000  # expert episodes (cached; balanced over the 108 instructions)
@@ -74,6 +75,7 @@ class TrainConfig:
     # evaluation and checkpoints
     eval_every: int = 250  # quick success check + resumable state every N steps (0 = never)
     eval_episodes: int = 2  # per instruction, quick check (eval-seed 1)
+    quick_eval_max: int = 216  # the quick check runs on at most this many (trained) instructions, evenly spaced
     final_episodes: int = 20  # per instruction, final reported success (eval-seed 0)
     out: str = ""  # checkpoint path; default assets/agents/<name>-s<seed>.pt
     resume: bool = False
@@ -87,17 +89,24 @@ class TrainConfig:
         return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
                            resnet_weights=self.resnet_weights, d_model=self.d_model, lang_ff=self.lang_ff,
                            head_hidden=self.head_hidden, prev_action=self.prev_action,
-                           instructions=tuple(self.instructions()), word_vectors=self.word_vectors()[0])
+                           instructions=tuple(self.instructions()), word_vectors=self.word_vectors()[0],
+                           vocabulary=self.grammar_obj().vocabulary, grammar=self.grammar)
+
+    def grammar_obj(self):
+        """The instruction-set preset's Grammar (paper108 when ``grammar`` is empty)."""
+        from .instructions import DEFAULT_GRAMMAR, preset
+
+        return preset(self.grammar) if self.grammar else DEFAULT_GRAMMAR
 
     def word_vectors(self) -> tuple[tuple[tuple[float, ...], ...], dict[str, Any] | None]:
         """The LM word init's initial vectors and manifest (core.word_init), or ((), None) for the other inits."""
-        from .agent import DEFAULT_GRAMMAR, LM_WORD_INITS
+        from .agent import LM_WORD_INITS
 
         if self.word_init not in LM_WORD_INITS:
             return (), None
         from .word_init import lm_word_init
 
-        W, man = lm_word_init(self.word_init, DEFAULT_GRAMMAR.vocabulary, self.d_model)
+        W, man = lm_word_init(self.word_init, self.grammar_obj().vocabulary, self.d_model)
         return tuple(map(tuple, W.tolist())), man
 
     def held_out(self) -> list[str]:
@@ -116,7 +125,17 @@ class TrainConfig:
     def instructions(self) -> list[str]:
         from .instructions import DEFAULT_GRAMMAR
 
+        if self.verbs and self.grammar:
+            raise ValueError("`verbs` subsets the paper108 grammar only; use it without `grammar`")
+        if self.grammar:
+            return instruction_set(self.grammar_obj())
         return instruction_set(DEFAULT_GRAMMAR.subset(verbs=self.verbs)) if self.verbs else instruction_set()
+
+    def quick_instructions(self) -> list[str]:
+        """The quick check's instructions: the trained ones, evenly spaced, at most ``quick_eval_max``."""
+        items = self.trained_instructions()
+        step = max(1, math.ceil(len(items) / max(1, self.quick_eval_max)))
+        return items[::step]
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(done_action=self.done_action)
@@ -147,11 +166,13 @@ class TrainConfig:
 
 
 def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False,
-                 holdout: str = "") -> str:
+                 holdout: str = "", grammar: str = "") -> str:
     """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet``,
-    ``alm-holdout-colour-object``, ``alm-word-smollm2-holdout-colour-object`` ... (checkpoint ``<name>-s<seed>.pt``)."""
+    ``alm-holdout-colour-object``, ``alm-word-smollm2-holdout-colour-object``, ``alm-location`` (preset
+    ``+location``) ... (checkpoint ``<name>-s<seed>.pt``)."""
     return ("alm" + ("-done" if done_action else "") + ("" if word_init == "identity" else f"-word-{word_init}")
-            + ("" if vision == "symbolic" else "-resnet") + (f"-holdout-{holdout}" if holdout else ""))
+            + ("" if vision == "symbolic" else "-resnet") + (f"-holdout-{holdout}" if holdout else "")
+            + (f"-{grammar.lstrip('+')}" if grammar else ""))
 
 
 def training_demos(demos, held_out: Sequence[str]):
@@ -226,7 +247,11 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     held_out = cfg.held_out()  # SplitError for an unknown split, before any work
     if demos is None:
         demos = generate(cfg.demos, seed=cfg.demo_seed, workers=cfg.demo_workers, config=cfg.env_config(),
-                         instructions=cfg.instructions(), progress=cfg.progress)
+                         instructions=cfg.instructions(), progress=cfg.progress, grammar=cfg.grammar_obj())
+    if list(demos.instructions) != cfg.instructions():
+        raise ValueError(f"the demos were made for another instruction set ({len(demos.instructions)} instructions, "
+                         f"hash {instruction_set_hash(demos.instructions)}) than this config's "
+                         f"({cfg.grammar or 'paper108'}, {len(cfg.instructions())})")
     demos = training_demos(demos, held_out)
     data = {k: v.to(dev) for k, v in demo_tensors(demos).items()}
     n = len(data["actions"])
@@ -290,7 +315,7 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
             train_time += time.perf_counter() - t_seg
             agent.eval()
             table = evaluate(agent, episodes_per_instruction=cfg.eval_episodes, seed=1, progress=False,
-                             instructions=cfg.trained_instructions())
+                             instructions=cfg.quick_instructions())
             agent.train()
             history.append({"step": step, "train_time_s": round(train_time, 1), "loss_ema": round(loss_ema, 4),
                             "acc_ema": round(acc_ema, 4), "quick_success": round(float(table.success.mean()), 4),
@@ -402,13 +427,16 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
 
     from .agent import START_ACTION
 
+    from .instructions import DEFAULT_GRAMMAR, preset
+
     env_config = env_config or EnvConfig(done_action=agent.config.done_action)
+    grammar = preset(agent.config.grammar) if getattr(agent.config, "grammar", "") else DEFAULT_GRAMMAR
     index = {t: i for i, t in enumerate(agent.config.instructions)}
     success, length = np.zeros(len(jobs), bool), np.zeros(len(jobs), np.int64)
     bar = tqdm(total=len(jobs), desc="evaluate", unit="ep", disable=not progress)
     for lo in range(0, len(jobs), max_envs):
         chunk = list(range(lo, min(lo + max_envs, len(jobs))))
-        envs = [make_env(jobs[j][0], jobs[j][1], env_config) for j in chunk]
+        envs = [make_env(jobs[j][0], jobs[j][1], env_config, grammar=grammar) for j in chunk]
         ids = np.array([index[jobs[j][0]] for j in chunk])
         prev = np.full(len(chunk), START_ACTION)
         active = list(range(len(chunk)))
@@ -438,7 +466,10 @@ def evaluate(agent, episodes_per_instruction: int = 20, seed: int = 0, instructi
     Returns a DataFrame with columns instruction, verb, determiner, colour, object, episodes, successes,
     success, mean_length (one row per instruction, in ``instruction_set()`` order).
     """
-    items = list(instructions or instruction_set())
+    from .instructions import DEFAULT_GRAMMAR, preset
+
+    grammar = preset(agent.config.grammar) if getattr(agent.config, "grammar", "") else DEFAULT_GRAMMAR
+    items = list(instructions or instruction_set(grammar))
     jobs = [(items[i % len(items)], episode_seed("eval", seed, e))
             for e, i in enumerate(range(len(items) * episodes_per_instruction))]
     was = agent.training
@@ -449,7 +480,10 @@ def evaluate(agent, episodes_per_instruction: int = 20, seed: int = 0, instructi
     g = df.groupby("instruction", sort=False)
     table = pd.DataFrame({"episodes": g.size(), "successes": g.success.sum(), "success": g.success.mean(),
                           "mean_length": g.length.mean()}).reset_index()
-    return metadata(items).merge(table, on="instruction")
+    meta = metadata(items, grammar)
+    if grammar is not DEFAULT_GRAMMAR:
+        meta["form"] = [grammar.parse(t).form for t in items]
+    return meta.merge(table, on="instruction")
 
 
 def summarise(table: pd.DataFrame) -> dict[str, Any]:
@@ -462,7 +496,8 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
             "per_verb": w("verb"), "per_determiner": w("determiner"), "per_object": w("object"),
             "per_verb_object": {f"{v} {o}": round(float(g.successes.sum() / g.episodes.sum()), 4)
                                 for (v, o), g in table.groupby(["verb", "object"], sort=False)},
-            "per_instruction": {r.instruction: round(float(r.success), 4) for r in table.itertuples()}}
+            "per_instruction": {r.instruction: round(float(r.success), 4) for r in table.itertuples()},
+            **({"per_form": w("form")} if "form" in table else {})}
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -477,6 +512,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--word-init", choices=list(WORD_INITS), default=d.word_init,
                    help="identity (the paper's one-hot) | identical | random | smollm2 | minilm | spacy (a language "
                         "model's static word vectors, PCA-projected, norm 1: core.word_init)")
+    p.add_argument("--grammar", default="", metavar="PRESET",
+                   help="instruction-set preset (python -m core instructions --grammar NAME); default paper108")
     p.add_argument("--holdout", default="", metavar="SPLIT",
                    help="drop the demos of this split's held-out instructions (python -m core splits)")
     p.add_argument("--done-action", action="store_true", help="done-mode env and demos (`done` required)")
@@ -510,8 +547,10 @@ def cli(argv: list[str]) -> int:
     if stage == "evaluate":
         return _evaluate_cli(argv)
     args = _train_parser().parse_args(argv[1:])
-    name = args.name or default_name(args.vision, args.word_init, args.done_action, args.holdout)
+    grammar = "" if args.grammar == "paper108" else args.grammar
+    name = args.name or default_name(args.vision, args.word_init, args.done_action, args.holdout, grammar)
     cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init, holdout=args.holdout,
+                      grammar=grammar,
                       done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,
@@ -521,11 +560,12 @@ def cli(argv: list[str]) -> int:
     command = "python -m core " + " ".join(shlex.quote(a) for a in argv)
     from .device import DeviceError
 
+    from .instructions import InstructionError
     from .splits import SplitError
 
     try:
         train(cfg, command=command)
-    except (DeviceError, SplitError) as e:
+    except (DeviceError, SplitError, InstructionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -254,7 +254,7 @@ def _task_device(run: Run, gpus: float) -> str:
 
 
 def _demos_key(o: dict) -> tuple:
-    return (o["demos"], o["demo_seed"], o["done_action"], tuple(o["verbs"]))
+    return (o["demos"], o["demo_seed"], o["done_action"], tuple(o["verbs"]), o.get("grammar", ""))
 
 
 def demos_for(o: dict, progress: bool):
@@ -262,9 +262,10 @@ def demos_for(o: dict, progress: bool):
     from ..demos import generate
     from ..train import TrainConfig
 
-    cfg = TrainConfig(demos=o["demos"], demo_seed=o["demo_seed"], done_action=o["done_action"], verbs=o["verbs"])
+    cfg = TrainConfig(demos=o["demos"], demo_seed=o["demo_seed"], done_action=o["done_action"], verbs=o["verbs"],
+                      grammar=o.get("grammar", ""))
     return generate(cfg.demos, seed=cfg.demo_seed, workers=o["demo_workers"], config=cfg.env_config(),
-                    instructions=cfg.instructions(), progress=progress)
+                    instructions=cfg.instructions(), progress=progress, grammar=cfg.grammar_obj())
 
 
 def write_results(sweep: Sweep, state: RunState, result: dict) -> list[str]:

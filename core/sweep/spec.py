@@ -187,7 +187,8 @@ def _runs_of_block(kind: str, index: int, block: Any) -> list[Run]:
         if kind == "train" and not opts["name"]:
             from ..train import default_name
 
-            opts["name"] = default_name(opts["vision"], opts["word_init"], opts["done_action"], opts["holdout"])
+            opts["name"] = default_name(opts["vision"], opts["word_init"], opts["done_action"], opts["holdout"],
+                                        opts["grammar"])
         runs.append(Run(kind=kind, id=run_id(kind, opts), options=opts, block=where))
     return runs
 
