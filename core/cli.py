@@ -23,6 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "controls": ("core.controls", "alignment beyond lexical overlap, per-factor analysis, trained vs untrained"),
     "multiverse": ("core.multiverse", "P@15 over every analysis choice (layers, pooling, preprocessing, subsets)"),
     "dynamics": ("core.dynamics", "alignment across learning: each recorded E_L snapshot vs the shipped spaces"),
+    "scaling": ("core.scaling", "alignment as the instruction set grows (presets +colourless, +location, ...)"),
     "generalisation": ("core.generalisation", "held-out splits and LM word inits: ship and print the results"),
     "report": ("core.report", "precompute the dashboard's artefacts (UMAP layouts, nulls) into assets/report"),
     "sweep": ("core.sweep.cli", "run a sweep spec (grids of train/evaluate/embed runs) as Ray tasks"),

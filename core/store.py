@@ -166,8 +166,10 @@ def embedding_file_name(name: str, seed: int | None = None) -> str:
 
 
 def save_embeddings(name: str, embeddings, instructions, manifest: dict[str, Any],
-                    directory: str | os.PathLike | None = None) -> Path:
-    """Write ``<name>.npz`` + ``<name>.json`` (atomically). Fills n_items, dim, date, commit, set hash."""
+                    directory: str | os.PathLike | None = None, storage: str = "float32") -> Path:
+    """Write ``<name>.npz`` + ``<name>.json`` (atomically). Fills n_items, dim, date, commit, set hash.
+    ``storage="float16"`` halves the file (large instruction sets); :func:`read_embeddings` returns float32
+    either way, and the manifest records ``storage_dtype``."""
     import numpy as np
 
     from .instructions import instruction_set_hash
@@ -185,8 +187,12 @@ def save_embeddings(name: str, embeddings, instructions, manifest: dict[str, Any
     missing = [k for k in MANIFEST_KEYS if k not in man]
     if missing:
         raise ValueError(f"manifest for {name!r} lacks {missing}")
+    if storage not in ("float32", "float16"):
+        raise ValueError(f"storage must be float32 or float16, got {storage!r}")
+    if storage != "float32":
+        man["storage_dtype"] = storage
     tmp = d / f".{name}.tmp.npz"
-    np.savez_compressed(tmp, embeddings=E, instructions=np.array(items))
+    np.savez_compressed(tmp, embeddings=E.astype(storage), instructions=np.array(items))
     os.replace(tmp, d / f"{name}.npz")
     write_json(d / f"{name}.json", man)
     return d / f"{name}.npz"
