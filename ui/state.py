@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from core.generalisation import REFERENCES as _GEN_REFERENCES
 from core.instructions import InstructionError, index_of, instruction_set
 from core.metrics import check_k
 from core.splits import splits as _splits
@@ -34,11 +35,14 @@ VIEWS = ("room", "agent")
 CURVE_METRICS = ("pk", "cka", "rsa", "pk_instruction")
 #: the held-out splits (core.splits), for the Generalisation page's per-split figures
 SPLITS = tuple(_splits())
+#: the reference language models of the generalisation analysis (core.generalisation.REFERENCES)
+GEN_REFERENCES = _GEN_REFERENCES
 
 #: canonical key -> query parameter name
 GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
 PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
-               "layout": "layout", "metric": "metric", "agent": "agent", "checkpoint": "checkpoint", "split": "split"}
+               "layout": "layout", "metric": "metric", "agent": "agent", "checkpoint": "checkpoint", "split": "split",
+               "reference": "reference"}
 ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
 _LAST = "_qp_last"
 _WARN = "_qp_warnings"
@@ -108,7 +112,8 @@ def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
             "colour_by": "verb", "step": 0, "layout": "joint", "metric": CURVE_METRICS[0],
-            "agent": default_agent(ctx), "checkpoint": ctx.get("default_checkpoint", ""), "split": SPLITS[0]}
+            "agent": default_agent(ctx), "checkpoint": ctx.get("default_checkpoint", ""), "split": SPLITS[0],
+            "reference": GEN_REFERENCES[0]}
 
 
 def init(ctx: dict[str, Any]) -> None:
@@ -129,7 +134,7 @@ def apply_query(ctx: dict[str, Any]) -> None:
     changed = {k: v for k, v in qp.items() if last is None or last.get(k) != v}
     ss = st.session_state
     choices = {"view": VIEWS, "colour_by": COLOUR_BY, "layout": LAYOUTS, "metric": CURVE_METRICS,  # one of a list
-               "split": SPLITS}
+               "split": SPLITS, "reference": GEN_REFERENCES}
     for key, param in ALL_PARAMS.items():
         if param not in changed or changed[param] is None:
             continue
