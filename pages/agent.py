@@ -38,7 +38,8 @@ def _agent_label(name: str) -> str:
     man = info["manifest"]
     extra = ""
     if man.get("holdout"):
-        extra = f" — {len(man['holdout'].get('instructions') or [])} instructions held out ({man['holdout']['split']})"
+        ho = man["holdout"]
+        extra = f" — {len(ho.get('instructions') or [])} instructions held out ({ho['split']})"
     init = (man.get("train_config") or {}).get("word_init")
     if init and init != "identity":
         extra = f" — words initialised: {init}{extra}"
@@ -81,11 +82,12 @@ if was_trained:
                icon=":material/school:")
 else:
     st.warning(f"**{agent_name} never trained on this instruction ({why_not})**: no demo of “{instr}” was in its "
-               "training data, although it knows every word. What follows is zero-shot.", icon=":material/new_releases:")
+               "training data, although it knows every word. What follows is zero-shot.",
+               icon=":material/new_releases:")
 if instr in per_instr:
-    st.caption(f"Its final evaluation on “{instr}”: success {per_instr[instr]:.2f}"
-               f"{f' over {eps} episodes' if eps else ''} (held-out evaluation seeds; from its training manifest "
-               f"{info['dir']}/{agent_name}.json).")
+    over = f" over {eps} episode{'s' if eps != 1 else ''}" if eps else ""
+    st.caption(f"Its final evaluation on “{instr}”: success {per_instr[instr]:.2f}{over} (held-out evaluation "
+               f"seeds; from its training manifest {info['dir']}/{agent_name}.json).")
 
 env_index = int(st.session_state["env"])
 env_seed = episode_seed("show", 0, env_index)

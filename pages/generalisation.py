@@ -136,7 +136,8 @@ rows = ev["selection"]["rows"] if ev is not None else []
 if rows:
     row = items.iloc[rows[0]]
     if row["agent"]:
-        st.page_link("pages/agent.py", label=f"Watch {row['agent']} (never trained on it) try “{row['instruction']}”",
+        st.page_link("pages/agent.py",
+                     label=f"Watch {row['agent']} (never trained on it) try “{row['instruction']}”",
                      icon=":material/smart_toy:", query_params=V.agent_link(row["agent"], row["instruction"]))
     if "alm-s0" in ctx["checkpoints"]:
         st.page_link("pages/agent.py", label=f"Watch alm-s0 (trained on it) do “{row['instruction']}”",

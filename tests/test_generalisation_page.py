@@ -142,7 +142,8 @@ def test_a_bad_instruction_shows_the_parse_error_and_loses_nothing(gen):
 
     at = _run("agent", {"checkpoint": HELD, "instruction": "go to the red ball", "env": "3"}, timeout=180)
     assert not at.exception
-    for bad, how in [("pick up the red door", "typed"), ("fly to the moon", "typed"), ("open the red ball", "composed")]:
+    for bad, how in [("pick up the red door", "typed"), ("fly to the moon", "typed"),
+                     ("open the red ball", "composed")]:
         with pytest.raises(InstructionError) as err:
             index_of(bad)
         if how == "typed":

@@ -59,6 +59,18 @@ def _y(title: str, domain: list[float] | None = None) -> dict[str, Any]:
     return y
 
 
+def _same_y(spec: dict[str, Any], title: str, domain: list[float] | None = None) -> dict[str, Any]:
+    """Every layer's y axis the same title (and scale): Vega-Lite otherwise titles a shared axis "Mean of ..." of
+    each layer's field and takes the data's extent where one layer has no explicit domain."""
+    for lay in spec["layer"]:
+        y = lay["encoding"].get("y")
+        if y is not None:
+            y["title"] = title
+            if domain is not None:
+                y["scale"] = {"domain": domain}
+    return spec
+
+
 def _legend() -> dict[str, Any]:
     return {"orient": "top", "direction": "horizontal", "title": None, "labelLimit": 260}
 
@@ -86,6 +98,7 @@ def success_figure(res: dict[str, Any]) -> tuple[dict, pd.DataFrame, pd.DataFram
                       "color": colour, "tooltip": [{"field": "split"}, {"field": "items"},
                                                    {"aggregate": "mean", "field": "success", "format": ".3f",
                                                     "title": "mean over seeds"}]}}]}
+    _same_y(spec, "success", [0, 1])
     table = runs[["split", "seed", "run", "n_held_out", "success_trained", "success_held_out", "success"]]
     return spec, plot, table.reset_index(drop=True)
 
@@ -127,6 +140,7 @@ def alignment_figure(res: dict[str, Any], split: str) -> tuple[dict, pd.DataFram
         {"mark": {"type": "tick", "thickness": 2, "size": 18},
          "encoding": {"x": x, "xOffset": {"field": "measure", "sort": measures}, "color": colour,
                       "y": {"aggregate": "mean", "field": "p", "type": _Q}}}]}
+    _same_y(spec, f"P@{k} with the reference", [0, 1])
     table = ha.drop(columns=["split", "word_init"]).reset_index(drop=True)
     return spec, plot, table
 
@@ -144,7 +158,8 @@ def nearest_figure(res: dict[str, Any]) -> tuple[dict, pd.DataFrame, pd.DataFram
     for (split, seed, run), g in nt.groupby(["split", "seed", "run"], sort=False):
         for f in FACTORS:
             rows.append({"split": split, "seed": seed, "run": run, "factor": f, "n_held_out": len(g),
-                         "share": float(g[f"shares_{f}"].astype(bool).mean()), "chance": float(g[f"chance_{f}"].mean())})
+                         "share": float(g[f"shares_{f}"].astype(bool).mean()),
+                         "chance": float(g[f"chance_{f}"].mean())})
     plot = pd.DataFrame(rows)
     splits = list(dict.fromkeys(plot.split))
     x = {"field": "factor", "type": _N, "title": "shared factor", "sort": list(FACTORS), "axis": {"labelAngle": 0}}
@@ -167,6 +182,7 @@ def nearest_figure(res: dict[str, Any]) -> tuple[dict, pd.DataFrame, pd.DataFram
          "encoding": {"x": x, "xOffset": off, "y": {"aggregate": "mean", "field": "chance", "type": _Q},
                       "tooltip": [{"field": "split"}, {"field": "factor"},
                                   {"aggregate": "mean", "field": "chance", "format": ".3f", "title": "chance"}]}}]}
+    _same_y(spec, "share of held-out items", [0, 1])
     table = nt.drop(columns=["word_init"]).reset_index(drop=True)
     return spec, plot, table
 
@@ -208,6 +224,7 @@ def curves_figure(res: dict[str, Any], reference: str) -> tuple[dict, pd.DataFra
                       "tooltip": [{"field": "word_init"}, {"field": "step"},
                                   {"aggregate": "mean", "field": "precision", "format": ".3f",
                                    "title": "mean over seeds"}]}}]}
+    _same_y(spec, f"P@{G.K} with {reference}")
     return spec, plot.reset_index(drop=True), plot[["run", "word_init", "seed", "step", "reference", "precision"]]
 
 
@@ -252,10 +269,14 @@ def init_figure(table: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
                                               {"field": "value", "type": _Q, "format": ".3f"}]}},
                     {"mark": {"type": "tick", "thickness": 2, "size": 16},
                      "encoding": {"x": x, "xOffset": off, "color": colour,
-                                  "y": {"aggregate": "mean", "field": "value", "type": _Q}}}]}
+                                  "y": {"aggregate": "mean", "field": "value", "type": _Q}}}],
+                "_title": title}
 
-    spec = {"hconcat": [panel("success", ["final success", "held-out success"], "success"),
-                        panel("alignment", ["initial P@k", "final P@k"], f"P@{G.K} with the reference")],
+    panels = [panel("success", ["final success", "held-out success"], "success"),
+              panel("alignment", ["initial P@k", "final P@k"], f"P@{G.K} with the reference")]
+    for p in panels:
+        _same_y(p, p.pop("_title"), [0, 1])
+    spec = {"hconcat": panels,
             "resolve": {"scale": {"color": "shared", "shape": "independent"}}}
     return spec, long
 

@@ -180,7 +180,7 @@ def instruction_entry() -> str:
         ss.pop(ENTRY_ERROR, None)
     g = DEFAULT_GRAMMAR
     options = {"verb": g.verbs, "determiner": g.determiners, "colour": g.colours, "object": g.objects}
-    cols = st.columns([2, 1, 2, 2, 5])
+    cols = st.columns([2, 2, 2, 2, 5])
     for c, (k, label, f) in zip(cols, PARTS):
         c.selectbox(label, options[f], key=k, on_change=_composed,
                     help=f"The {f} of the instruction ({', '.join(options[f])})." +
