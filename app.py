@@ -36,6 +36,8 @@ PAGES = {
     "procrustes": st.Page("pages/procrustes.py", title="Procrustes UMAP", icon=":material/scatter_plot:",
                           url_path="procrustes"),
     "why": st.Page("pages/why.py", title="Why they align", icon=":material/psychology_alt:", url_path="why"),
+    "generalisation": st.Page("pages/generalisation.py", title="Generalisation", icon=":material/call_split:",
+                              url_path="generalisation"),
 }
 pg = st.navigation(list(PAGES.values()))
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run

@@ -1,5 +1,9 @@
-"""Agent: watch a shipped agent act on an instruction, step by step, with its action probabilities and its
-language-to-vision attention over the 7x7 view."""
+"""Agent: watch any shipped agent act on any instruction of the grammar, step by step, with its action
+probabilities and its language-to-vision attention over the 7x7 view, and whether the agent ever trained on that
+instruction (the held-out split agents of the generalisation study never saw some of them).
+
+URL: ``checkpoint`` (the agent, e.g. ``alm-holdout-colour-object-s0``; a link with only ``seed=N`` means
+``alm-sN``), ``instruction``, ``env``, ``view``, ``step``."""
 import io
 import re
 
@@ -9,27 +13,52 @@ import streamlit as st
 
 from core.env import ACTION_NAMES, episode_seed
 from ui import data, state
-from ui.widgets import finish, instruction_picker, run_fragment, setup
+from ui.widgets import finish, instruction_entry, run_fragment, setup, trained_marker
 
-tok, ctx = setup(("env", "view", "step"))
+tok, ctx = setup(("env", "view", "step", "checkpoint"))
 st.title("Agent")
 
-ckpts = data.checkpoints()
-alm_seeds = ctx["checkpoint_seeds"]
-if not alm_seeds:
+agents = data.shipped_agents(tok)
+if not agents:
     st.info("No agent checkpoint is shipped in `assets/agents/` yet, so there is nothing to play. Train and ship "
             "the agents with:")
     st.code("python -m core train --variant alm --seeds 0 1 2 3 4", language="bash")
     finish()
     st.stop()
-if st.session_state["seed"] not in alm_seeds:
-    st.session_state["seed"] = alm_seeds[0]
+ss = st.session_state
+if ss["checkpoint"] not in agents:
+    ss["checkpoint"] = ctx["default_checkpoint"] if ctx["default_checkpoint"] in agents else next(iter(agents))
+main = state.main_seed(ss["checkpoint"])
+if main is not None and main != ss["seed"] and f"alm-s{ss['seed']}" in agents:
+    ss["checkpoint"] = f"alm-s{ss['seed']}"  # a main agent follows the seed shared by every page
 
-c1, c2, c3, c4 = st.columns([3, 1, 1, 2])
+
+def _agent_label(name: str) -> str:
+    info = agents[name]
+    man = info["manifest"]
+    extra = ""
+    if man.get("holdout"):
+        ho = man["holdout"]
+        extra = f" — {len(ho.get('instructions') or [])} instructions held out ({ho['split']})"
+    init = (man.get("train_config") or {}).get("word_init")
+    if init and init != "identity":
+        extra = f" — words initialised: {init}{extra}"
+    return f"{info['group']} · {name}{extra}"
+
+
+def _follow_seed() -> None:
+    s = state.main_seed(ss["checkpoint"])
+    if s is not None and s in ctx["seeds"]:
+        ss["seed"] = s
+
+
+c1, c3, c4 = st.columns([4, 1, 2])
 with c1:
-    instr = instruction_picker()
-with c2:
-    st.selectbox("Agent seed", alm_seeds, format_func=lambda s: f"alm-s{s}", **state.bind("w_seed_a", "seed"))
+    st.selectbox("Agent", list(agents), format_func=_agent_label,
+                 help="Any shipped agent: the main agents (alm-s*, the paper's recipe), the variants, and the agents "
+                      "of the generalisation study, trained with a split of instructions held out (their demos "
+                      "dropped) or with word vectors initialised from a language model.",
+                 **state.bind("w_checkpoint", "checkpoint", after=_follow_seed))
 with c3:
     st.number_input("Environment seed", 0, 99_999, step=1, **state.bind("w_env", "env"),
                     help="Episode index in the 'show' split: a room layout never used for training or evaluation.")
@@ -40,8 +69,26 @@ with c4:
                          **state.bind("w_view", "view"))
     if st.session_state["view"] not in state.VIEWS:
         state.select("view", "room")
+instr = instruction_entry()
 
-agent_name = f"alm-s{st.session_state['seed']}"
+agent_name = ss["checkpoint"]
+info = agents[agent_name]
+man = info["manifest"]
+was_trained, why_not = trained_marker(man, instr)
+per_instr = (man.get("success") or {}).get("per_instruction") or {}
+eps = (man.get("success") or {}).get("episodes_per_instruction")
+if was_trained:
+    st.success(f"**{agent_name} trained on this instruction**: its training demos included “{instr}”.",
+               icon=":material/school:")
+else:
+    st.warning(f"**{agent_name} never trained on this instruction ({why_not})**: no demo of “{instr}” was in its "
+               "training data, although it knows every word. What follows is zero-shot.",
+               icon=":material/new_releases:")
+if instr in per_instr:
+    over = f" over {eps} episode{'s' if eps != 1 else ''}" if eps else ""
+    st.caption(f"Its final evaluation on “{instr}”: success {per_instr[instr]:.2f}{over} (held-out evaluation "
+               f"seeds; from its training manifest {info['dir']}/{agent_name}.json).")
+
 env_index = int(st.session_state["env"])
 env_seed = episode_seed("show", 0, env_index)
 with st.spinner(f"Running {agent_name} on “{instr}” (environment seed {env_seed}); cached afterwards…"):
@@ -150,6 +197,6 @@ if frames:
     st.download_button("Export this episode as a GIF", make_gif,
                        file_name=f"alva_{agent_name}_{instr.replace(' ', '_')}_env{env_index}_"
                                  f"{st.session_state['view']}.gif", mime="image/gif", on_click="ignore")
-st.caption(f"Agent `{agent_name}` (assets/agents/{agent_name}.pt) acting greedily on “{instr}”. The attention map "
+st.caption(f"Agent `{agent_name}` ({info['dir']}/{agent_name}.pt) acting greedily on “{instr}”. The attention map "
            "is drawn over the agent's egocentric 7×7 view (the agent is at the bottom centre, looking up).")
 finish()

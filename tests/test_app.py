@@ -24,7 +24,7 @@ from core.instructions import COLOURS, instruction_set
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 INSTR = instruction_set()
-PAGES = ["overview", "agent", "neighbours", "precision", "procrustes", "why"]
+PAGES = ["overview", "agent", "neighbours", "precision", "procrustes", "why", "generalisation"]
 SYN_MODELS = ["smollm2-135m", "all-minilm-l6-v2"]  # registry names, synthetic arrays (tests only)
 
 

@@ -26,6 +26,7 @@ import streamlit as st
 
 from core import metrics, report, store
 from ui import uploads
+from ui.state import main_seed
 
 
 def _single_thread_blas() -> None:
@@ -62,6 +63,9 @@ def token() -> str:
     parts += _scan(report.report_dir(), "index.json")
     parts += _scan(store.assets_dir() / "agents", "*.json")
     parts += _scan(store.assets_dir() / "agents", "*.pt")
+    for d in agent_dirs()[1:]:  # the held-out split and word-init agents (issue 16)
+        parts += _scan(d, "*.json") + _scan(d, "*.pt")
+    parts += _scan(store.assets_dir() / "generalisation", "manifest.json")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -127,7 +131,10 @@ def _context(tok: str) -> dict[str, Any]:
                   if p.stem.rsplit("-s", 1)[1].isdigit())
     seeds = sorted(set(agent_seeds) | set(ckpt)) or [0]
     default_models = report.default_models(inv)
-    return {"known_models": known, "present": list(present["name"]), "seeds": seeds, "checkpoint_seeds": ckpt,
+    agents = shipped_agents(tok)
+    main = f"{report.REFERENCE}-s{seeds[0]}"
+    return {"checkpoints": list(agents), "default_checkpoint": main if main in agents else next(iter(agents), ""),
+            "known_models": known, "present": list(present["name"]), "seeds": seeds, "checkpoint_seeds": ckpt,
             "default_seed": seeds[0], "default_models": default_models,
             "default_ref": report.REFERENCE if report.REFERENCE in list(present["name"]) else
             (list(present["name"]) or [report.REFERENCE])[0],
@@ -305,6 +312,71 @@ def metadata() -> pd.DataFrame:
 def checkpoints() -> list[str]:
     """Shipped agent checkpoints (stems of assets/agents/*.pt)."""
     return sorted(p.stem for p in (store.assets_dir() / "agents").glob("*.pt"))
+
+
+#: the groups of the Agent page's agent picker, in display order
+AGENT_GROUPS = ("main agents", "variants", "held-out split agents", "LM word-init agents", "word-init controls")
+
+
+def agent_dirs() -> list[Path]:
+    """Where shipped checkpoints live, in search order: the same list as ``core.agent.checkpoint_dirs()``, repeated
+    here because ``core.agent`` imports torch, which only the Agent page may load (tests/test_generalisation_page.py
+    checks that the two agree)."""
+    return [store.assets_dir() / "agents", store.assets_dir() / "generalisation" / "agents"]
+
+
+def agent_group(name: str, manifest: dict[str, Any]) -> str:
+    """Which group of :data:`AGENT_GROUPS` a shipped checkpoint belongs to (from its name and training manifest)."""
+    from core.word_init import LM_SOURCES
+
+    init = (manifest.get("train_config") or {}).get("word_init") or "identity"
+    if main_seed(name) is not None:
+        return "main agents"
+    if manifest.get("holdout"):
+        if init in LM_SOURCES:
+            return "LM word-init agents"
+        return "held-out split agents" if init == "identity" else "word-init controls"
+    return "variants"
+
+
+def _lite(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the pages read from a training manifest (``core.agent.trained_on`` and the success per instruction),
+    without the training history."""
+    tc = manifest.get("train_config") or {}
+    ho = manifest.get("holdout") or None
+    return {"name": manifest.get("name"), "seed": manifest.get("seed"),
+            "train_config": {k: tc.get(k) for k in ("word_init", "holdout", "verbs") if k in tc},
+            "holdout": ({k: ho.get(k) for k in ("split", "instructions", "success_trained", "success_held_out")}
+                        if ho else None),
+            "word_init": ({k: (manifest.get("word_init") or {}).get(k) for k in ("model", "weights_sha256")}
+                          if manifest.get("word_init") else None),
+            "success": {k: (manifest.get("success") or {}).get(k) for k in
+                        ("overall", "per_instruction", "episodes_per_instruction")}}
+
+
+def _sort_key(item: tuple[str, dict[str, Any]]) -> tuple:
+    name, info = item
+    ms = main_seed(name)
+    return AGENT_GROUPS.index(info["group"]), -1 if ms is None else ms, name
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def shipped_agents(tok: str) -> dict[str, dict[str, Any]]:
+    """{name: {"path", "dir", "group", "manifest"}} of every shipped checkpoint (the first directory of
+    :func:`agent_dirs` wins a clash, as in ``core.agent.shipped_checkpoints``), ordered by :data:`AGENT_GROUPS`.
+    ``manifest``: the .json beside the .pt, reduced by :func:`_lite` ({} when absent or unreadable)."""
+    out: dict[str, dict[str, Any]] = {}
+    for d in agent_dirs():
+        for p in sorted(d.glob("*.pt")):
+            if p.stem in out:
+                continue
+            try:
+                man = _lite(store.read_json(p.with_suffix(".json")))
+            except (OSError, ValueError):
+                man = {}
+            out[p.stem] = {"path": str(p), "dir": f"assets/{d.relative_to(store.assets_dir()).as_posix()}",
+                           "group": agent_group(p.stem, man), "manifest": man}
+    return dict(sorted(out.items(), key=_sort_key))
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)

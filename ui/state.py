@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 import streamlit as st
 
+from core.generalisation import REFERENCES as _GEN_REFERENCES
 from core.instructions import InstructionError, index_of, instruction_set
 from core.metrics import check_k
+from core.splits import splits as _splits
 
 INSTRUCTIONS = instruction_set()
 N = len(INSTRUCTIONS)
@@ -31,11 +33,16 @@ LAYOUTS = ("joint", "own")  #: Procrustes layouts: joint (one UMAP of the aligne
 VIEWS = ("room", "agent")
 #: what the learning curves of the "Why they align" page draw: P@k, CKA, RSA, or P@k of the selected instruction
 CURVE_METRICS = ("pk", "cka", "rsa", "pk_instruction")
+#: the held-out splits (core.splits), for the Generalisation page's per-split figures
+SPLITS = tuple(_splits())
+#: the reference language models of the generalisation analysis (core.generalisation.REFERENCES)
+GEN_REFERENCES = _GEN_REFERENCES
 
 #: canonical key -> query parameter name
 GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
 PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
-               "layout": "layout", "metric": "metric", "agent": "agent"}
+               "layout": "layout", "metric": "metric", "agent": "agent", "checkpoint": "checkpoint", "split": "split",
+               "reference": "reference"}
 ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
 _LAST = "_qp_last"
 _WARN = "_qp_warnings"
@@ -105,7 +112,8 @@ def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
     return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
             "colour_by": "verb", "step": 0, "layout": "joint", "metric": CURVE_METRICS[0],
-            "agent": default_agent(ctx)}
+            "agent": default_agent(ctx), "checkpoint": ctx.get("default_checkpoint", ""), "split": SPLITS[0],
+            "reference": GEN_REFERENCES[0]}
 
 
 def init(ctx: dict[str, Any]) -> None:
@@ -125,7 +133,8 @@ def apply_query(ctx: dict[str, Any]) -> None:
         return
     changed = {k: v for k, v in qp.items() if last is None or last.get(k) != v}
     ss = st.session_state
-    choices = {"view": VIEWS, "colour_by": COLOUR_BY, "layout": LAYOUTS, "metric": CURVE_METRICS}  # one of a list
+    choices = {"view": VIEWS, "colour_by": COLOUR_BY, "layout": LAYOUTS, "metric": CURVE_METRICS,  # one of a list
+               "split": SPLITS, "reference": GEN_REFERENCES}
     for key, param in ALL_PARAMS.items():
         if param not in changed or changed[param] is None:
             continue
@@ -163,6 +172,14 @@ def apply_query(ctx: dict[str, Any]) -> None:
                 if raw not in agents(ctx):
                     raise ValueError(f"unknown agent; agents present: {', '.join(agents(ctx)) or 'none'}")
                 ss["agent"] = raw
+            elif key == "checkpoint":
+                if raw not in ctx.get("checkpoints", []):
+                    raise ValueError(f"agent {raw} is not shipped; shipped agents: "
+                                     f"{', '.join(ctx.get('checkpoints', [])) or 'none'}")
+                ss["checkpoint"] = raw
+                main = main_seed(raw)
+                if main is not None and main in ctx["seeds"]:  # a main agent alm-sN: the shared seed is N
+                    ss["seed"] = main
             elif key == "ref":
                 if raw not in ctx["known_models"]:
                     raise ValueError("unknown reference model; known models are listed on the Overview page")
@@ -171,7 +188,16 @@ def apply_query(ctx: dict[str, Any]) -> None:
             shown = md_escape(ss.get(key))
             warn(f"Ignored `{param}={md_escape(raw)}` from the link: {md_escape(str(e), 300)}. "
                  f"Showing {param} = {shown} instead.")
+    if "seed" in changed and "checkpoint" not in qp and f"alm-s{ss['seed']}" in ctx.get("checkpoints", []):
+        # a link without an agent (older links, other pages' links to the Agent page): seed N means alm-sN
+        ss["checkpoint"] = f"alm-s{ss['seed']}"
     ss[_LAST] = qp
+
+
+def main_seed(name: str) -> int | None:
+    """N for a main agent's checkpoint ``alm-sN``, else None."""
+    m = re.fullmatch(r"alm-s(\d+)", str(name))
+    return int(m.group(1)) if m else None
 
 
 def write_query(keys: list[str] | None = None) -> None:

@@ -129,3 +129,80 @@ def not_computed(ctx: dict[str, Any], name: str, error: Exception | None = None,
         box.caption(f"Needs: {install}")
     if error is not None and str(error) and "not computed" not in str(error):
         box.caption(str(error))
+
+
+# ------------------------------------------------------------------------------------------ any instruction
+_ENTRY_SYNCED = "_entry_synced"  #: the instruction the entry widgets were last filled from
+ENTRY_ERROR = "_entry_error"  #: (what was entered, the InstructionError message) while the entry is not valid
+PARTS = (("w_verb", "Verb", "verb"), ("w_det", "Determiner", "determiner"), ("w_colour", "Colour", "colour"),
+         ("w_object", "Object", "object"))
+TYPED = "w_typed"
+
+
+def _enter(text: str) -> None:
+    """Make ``text`` the shared instruction if the grammar reads it; else keep the instruction and remember the
+    documented parse error (``core.instructions.InstructionError``) to show it."""
+    from core.instructions import InstructionError, index_of
+
+    try:
+        i = index_of(str(text))
+    except InstructionError as e:
+        st.session_state[ENTRY_ERROR] = (str(text), str(e))
+        return
+    st.session_state.pop(ENTRY_ERROR, None)
+    st.session_state["instruction"] = INSTRUCTIONS[i]
+
+
+def _typed() -> None:
+    _enter(st.session_state[TYPED])
+
+
+def _composed() -> None:
+    _enter(" ".join(st.session_state[k] for k, _, _ in PARTS))
+
+
+def instruction_entry() -> str:
+    """Any instruction the vocabulary can express: composed from the grammar's parts (verb / determiner / colour /
+    object) or typed. A valid entry becomes the shared instruction (URL key ``instruction``) at once; an invalid one
+    shows the parser's message and changes nothing (the entry stays as typed, for correcting). Returns the shared
+    instruction."""
+    from core.instructions import DEFAULT_GRAMMAR, parse
+
+    ss = st.session_state
+    instr = ss["instruction"]
+    keys = [k for k, _, _ in PARTS] + [TYPED]
+    if ss.get(_ENTRY_SYNCED) != instr or any(k not in ss for k in keys):  # the instruction changed elsewhere
+        parts = parse(instr)
+        for k, _, f in PARTS:
+            ss[k] = parts[f]
+        ss[TYPED] = instr
+        ss[_ENTRY_SYNCED] = instr
+        ss.pop(ENTRY_ERROR, None)
+    g = DEFAULT_GRAMMAR
+    options = {"verb": g.verbs, "determiner": g.determiners, "colour": g.colours, "object": g.objects}
+    cols = st.columns([2, 2, 2, 2, 5])
+    for c, (k, label, f) in zip(cols, PARTS):
+        c.selectbox(label, options[f], key=k, on_change=_composed,
+                    help=f"The {f} of the instruction ({', '.join(options[f])})." +
+                         (" 'pick up' cannot take a door; 'open' takes a door or a box." if f == "object" else ""))
+    cols[4].text_input("…or type it", key=TYPED, on_change=_typed, placeholder="e.g. pick up the red key",
+                       help="VERB DETERMINER COLOUR OBJECT from the 17-word vocabulary; checked as you press Enter.")
+    err = ss.get(ENTRY_ERROR)
+    if err is not None:
+        st.error(f"**Not an instruction of the grammar:** {state.md_escape(err[1], 500)}  \n"
+                 f"Still showing “{instr}”.", icon=":material/error:")
+    return instr
+
+
+def trained_marker(manifest: dict[str, Any], instruction: str) -> tuple[bool, str]:
+    """(whether the agent of this training manifest trained on ``instruction``: ``core.agent.trained_on``, and if
+    not, why: "held out in split colour-object", or its training verbs)."""
+    from core.agent import trained_on  # torch: only the Agent page calls this
+
+    if trained_on(manifest, instruction):
+        return True, ""
+    ho = manifest.get("holdout") or {}
+    if instruction in set(ho.get("instructions") or ()):
+        return False, f"held out in split {ho.get('split')}"
+    verbs = (manifest.get("train_config") or {}).get("verbs") or ()
+    return False, f"it trained on the verbs {', '.join(verbs)} only"
