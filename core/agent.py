@@ -372,9 +372,8 @@ def save_checkpoint(agent: ALM, path: str | Path, manifest: dict[str, Any]) -> P
 
 
 def checkpoint_dirs() -> list[Path]:
-    """Where shipped checkpoints live, searched in order: ``assets/agents/`` (the main agents and variants), then
-    ``assets/generalisation/agents/`` (held-out split and LM word-init agents, float16)."""
-    return [store.assets_dir() / "agents", store.assets_dir() / "generalisation" / "agents"]
+    """Where shipped checkpoints live, searched in order (:func:`core.store.agent_dirs`)."""
+    return store.agent_dirs()
 
 
 def shipped_checkpoints() -> dict[str, Path]:

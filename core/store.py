@@ -160,6 +160,12 @@ def embeddings_dir() -> Path:
     return assets_dir() / "embeddings"
 
 
+def agent_dirs() -> list[Path]:
+    """Where shipped agent checkpoints live, searched in order: ``assets/agents/`` (the main agents and variants),
+    then ``assets/generalisation/agents/`` (held-out split and LM word-init agents, float16 copies)."""
+    return [assets_dir() / "agents", assets_dir() / "generalisation" / "agents"]
+
+
 def embedding_file_name(name: str, seed: int | None = None) -> str:
     """File stem of a model's embeddings: ``<name>`` or, for models with several seeds/draws, ``<name>-s<seed>``."""
     return name if seed is None else f"{name}-s{int(seed)}"

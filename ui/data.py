@@ -319,10 +319,8 @@ AGENT_GROUPS = ("main agents", "variants", "held-out split agents", "LM word-ini
 
 
 def agent_dirs() -> list[Path]:
-    """Where shipped checkpoints live, in search order: the same list as ``core.agent.checkpoint_dirs()``, repeated
-    here because ``core.agent`` imports torch, which only the Agent page may load (tests/test_generalisation_page.py
-    checks that the two agree)."""
-    return [store.assets_dir() / "agents", store.assets_dir() / "generalisation" / "agents"]
+    """Where shipped checkpoints live, in search order (:func:`core.store.agent_dirs`, torch-free)."""
+    return store.agent_dirs()
 
 
 def agent_group(name: str, manifest: dict[str, Any]) -> str:
