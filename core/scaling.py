@@ -126,10 +126,20 @@ def _agent_embeddings(name: str, source: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- analysis
+def available_sets() -> list[str]:
+    """The presets with shipped embeddings, smallest first (``paper108`` always)."""
+    return ["paper108"] + [n for n in SETS[1:] if (set_dir(n) / "embeddings").is_dir()
+                           and any((set_dir(n) / "embeddings").glob("*.npz"))]
+
+
+def spaces(name: str) -> dict[str, list[np.ndarray]]:
+    """{model: [seed arrays]} of a shipped preset: references, baselines, ``alm`` and ``untrained-alm`` (seeds in
+    order), rows in the preset's instruction order (``instruction_set(preset(name))``)."""
+    return _load_set(name)
+
+
 def _load_set(name: str) -> dict[str, list[np.ndarray]]:
     """{model: [seed arrays]} of a preset: references, baselines, ``alm``, ``untrained-alm`` (rows in set order)."""
-    from .embedders.files import load_seeds  # noqa: F401  (paper108: the registry's loader)
-
     spaces: dict[str, list[np.ndarray]] = {}
     if name == "paper108":
         from .controls import load_spaces
