@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import metrics as M
+from .store import read_json
 
 DEFAULT_KS = (1, 5, 10, 15)
 
@@ -106,6 +107,31 @@ def read_added(specs: list[str]) -> dict:
         except UploadError as e:
             raise CLIError(f"--add {spec}: {e}") from None
     return out
+
+
+def load_set_spaces(grammar: str, models: list[str] | None = None):
+    """Like :func:`load_spaces`, for a larger instruction-set preset's shipped files (core.scaling)."""
+    from . import scaling
+    from .instructions import InstructionError, preset
+
+    try:
+        preset(grammar)  # InstructionError naming the presets for an unknown one
+        if grammar not in scaling.available_sets():
+            raise CLIError(f"no shipped embeddings for instruction set {grammar!r}; shipped sets: "
+                           f"{', '.join(scaling.available_sets())} (python -m core scaling --embed {grammar})")
+        found = scaling.spaces(grammar)
+    except InstructionError as e:
+        raise CLIError(str(e)) from None
+    names = _select(models, list(found))
+    spaces = {n: {(None if len(found[n]) == 1 and n not in ("alm", "untrained-alm") else s): a
+                  for s, a in enumerate(found[n])} for n in names}
+    d = scaling.set_dir(grammar) / "embeddings"
+    manifests = {}
+    for n in names:
+        stem = n if n not in ("alm", "untrained-alm") else f"{'untrained-' if n != 'alm' else ''}" \
+            f"{scaling.agent_name(grammar)}-s0"
+        manifests[n] = read_json(d / f"{stem}.json") if (d / f"{stem}.json").exists() else {}
+    return spaces, manifests, f"shipped {grammar} files in {d}"
 
 
 def load_spaces(models: list[str] | None = None):
@@ -213,6 +239,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of the permutations and bootstrap")
     p.add_argument("--k", default=",".join(map(str, DEFAULT_KS)), help="k values of the P@k table")
     p.add_argument("--all-pairs-nulls", action="store_true", help="nulls and CIs for every pair (slower)")
+    p.add_argument("--grammar", default="paper108", metavar="PRESET",
+                   help="instruction-set preset whose shipped embeddings to compare (core.scaling.available_sets(); "
+                        "default paper108)")
     p.add_argument("--add", action="append", default=[], metavar="NAME=PATH",
                    help="add your own embeddings (.npy, .npz, .csv or .parquet; rows in instruction order or with "
                         "an 'instruction' column) as model NAME; repeatable; read only, never copied to assets/ "
@@ -226,8 +255,13 @@ def cli(argv: list[str]) -> int:
         except ValueError:
             raise CLIError(f"--k must be comma-separated integers, got {args.k!r}") from None
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        if args.grammar != "paper108" and args.add:
+            raise CLIError("--add compares uploads on paper108's 108 instructions; use it without --grammar")
         added = read_added(args.add)
-        spaces, manifests, source = load_spaces(None if models is None else [m for m in models if m not in added])
+        if args.grammar != "paper108":
+            spaces, manifests, source = load_set_spaces(args.grammar, models)
+        else:
+            spaces, manifests, source = load_spaces(None if models is None else [m for m in models if m not in added])
         for name, up in added.items():
             spaces[name], manifests[name] = {None: up.embeddings}, up.manifest
         if added:
@@ -249,14 +283,17 @@ def cli(argv: list[str]) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    from .instructions import instruction_set_hash
+    from .instructions import instruction_set, instruction_set_hash, preset
 
-    out = args.out if args.out is not None else cache_dir() / "metrics"
+    items = instruction_set(preset(args.grammar))
+    out = args.out if args.out is not None else cache_dir() / "metrics" / (
+        "" if args.grammar == "paper108" else args.grammar.lstrip("+"))
     n, pw = tables["n"], tables["pairwise"]
     params = {"models": names, "reference": reference, "seeds": {m: [s for s in spaces[m]] for m in names},
               "n_items": n, "ks": tables["ks"], "permutations": args.permutations, "bootstrap": args.boot,
               "seed": args.seed, "all_pairs_nulls": args.all_pairs_nulls, "source": source,
-              "instruction_set_hash": instruction_set_hash(), "git_commit": git_commit(), "date": now_iso()}
+              "instruction_set": args.grammar, "instruction_set_hash": instruction_set_hash(items),
+              "git_commit": git_commit(), "date": now_iso()}
     nulls_for = "every pair" if args.all_pairs_nulls else f"pairs with the reference {reference!r}"
     common = [f"ALVA metrics, {now_iso()}, commit {params['git_commit']}; n = {n} items; models: "
               f"{', '.join(names)}; pairwise tables use each model's lowest seed"]

@@ -576,7 +576,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="list shipped artefacts that no longer match the assets")
     p.add_argument("--reference", default=REFERENCE)
     p.add_argument("--k", type=int, default=K)
+    p.add_argument("--grammar", default="paper108", metavar="PRESET",
+                   help="instruction-set preset: the headline table of a larger set (core.scaling: the agent vs every "
+                        "model on the common 108 and on the whole set, k scaled with n)")
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.grammar != "paper108":
+        return _set_report(args.grammar, args.ship or args.check)
     if args.ship:
         ship(args.reference, layouts=not args.no_layouts)
         return 0
@@ -589,6 +594,36 @@ def main(argv: Iterable[str] | None = None) -> int:
             "seed_mean", "seed_sd", "paper"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0
+
+
+def _set_report(grammar: str, misuse: bool) -> int:
+    """``report --grammar NAME``: the set's headline table from its shipped embeddings (core.scaling.analyse)."""
+    from . import scaling
+    from .instructions import InstructionError
+
+    if misuse:
+        print("error: --ship/--check are for paper108's report; a larger set ships with `python -m core scaling "
+              "--ship`", file=sys.stderr)
+        return 2
+    try:
+        scaling.slug(grammar)
+        if grammar not in scaling.available_sets():
+            raise ValueError(f"no shipped embeddings for {grammar!r} (python -m core scaling --embed {grammar})")
+        t = scaling.analyse([grammar])
+    except (InstructionError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(t["sets"].drop(columns="words").to_string(index=False))
+        for view in ("common108", "whole"):
+            df = t[view]
+            if len(df):
+                print(f"\n{view}: P@k of the agent (mean ± sd over seeds) against each model")
+                print(df.groupby(["agent", "reference"]).precision.agg(["mean", "std", "count"]).round(3).to_string())
+            else:
+                print(f"\n{view}: no agent trained on {grammar} shipped yet (python -m core sweep "
+                      "sweeps/instruction_sets.toml && python -m core scaling --ship)")
     return 0
 
 
