@@ -430,7 +430,8 @@ def load_agent(path_or_name: str | Path | None = None) -> ALM:
     except InstructionError as e:
         raise CheckpointError(f"{path}: {e}") from None
     want = instruction_set(grammar)
-    if list(config.instructions) != want or tuple(config.vocabulary) != grammar.vocabulary:
+    known = set(want)
+    if not all(t in known for t in config.instructions) or tuple(config.vocabulary) != grammar.vocabulary:
         raise CheckpointError(f"{path} was trained on a different instruction set / vocabulary "
                               f"(hash {instruction_set_hash(config.instructions)} vs {instruction_set_hash(want)} of "
                               f"{config.grammar or 'paper108'})")

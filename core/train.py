@@ -125,10 +125,10 @@ class TrainConfig:
     def instructions(self) -> list[str]:
         from .instructions import DEFAULT_GRAMMAR
 
-        if self.verbs and self.grammar:
-            raise ValueError("`verbs` subsets the paper108 grammar only; use it without `grammar`")
         if self.grammar:
-            return instruction_set(self.grammar_obj())
+            g = self.grammar_obj()
+            items = instruction_set(g)
+            return [t for t in items if g.parse(t).verb in self.verbs] if self.verbs else items
         return instruction_set(DEFAULT_GRAMMAR.subset(verbs=self.verbs)) if self.verbs else instruction_set()
 
     def quick_instructions(self) -> list[str]:
