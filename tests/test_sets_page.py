@@ -318,6 +318,7 @@ def test_sets_page_curve_success_and_csv(sets_assets):
         assert spec["title"] == view and len(plot) == len(want)  # the untrained agent is shown by default
         np.testing.assert_allclose(np.sort(plot["mean"]), np.sort(want["mean"]))
         np.testing.assert_allclose(plot["hi"] - plot["lo"], 2 * plot["sd"])
+        np.testing.assert_allclose(plot["chance"], plot["k"] / ((108 if view == "common 108" else plot["n"]) - 1))
     at.toggle(key="sets_untrained").set_value(False).run()
     assert set(_vega(at)[0][1]["agent"]) == {"alm"}
     names = [b.proto.label for b in at.get("download_button")]

@@ -481,7 +481,10 @@ def scaling_curve(tables: dict[str, Any], view: str, agents: tuple[str, ...]) ->
     plot = c[(c["view"] == view) & c["agent"].isin(agents)].copy()
     plot["lo"] = plot["mean"] - plot["sd"].fillna(0)
     plot["hi"] = plot["mean"] + plot["sd"].fillna(0)
-    plot["chance"] = plot["k"] / (plot["n"] - 1)
+    from core.scaling import N_COMMON
+
+    items = N_COMMON if view == "common 108" else plot["n"]  # the common view ranks the 108 items of every set
+    plot["chance"] = plot["k"] / (items - 1)
     enc_x = {"field": "n", "type": "quantitative", "scale": {"type": "log"}, "title": "instructions in the set (log)"}
     tip = [{"field": "set"}, {"field": "n"}, {"field": "agent"}, {"field": "reference"},
            {"field": "mean", "format": ".4f"}, {"field": "sd", "format": ".4f"}, {"field": "seeds"}, {"field": "k"},
