@@ -271,8 +271,10 @@ def test_overview_and_precision_on_a_large_set(sets_assets):
     assert set(at_k["space"]) == {"smollm2-135m", "bag-of-words", "untrained-alm-s0", "untrained-alm-s1"}
 
 
-def test_procrustes_on_a_large_set_draws_points_without_labels(sets_assets):
+def test_procrustes_on_a_large_set_draws_points_without_labels(sets_assets, tmp_path, monkeypatch):
     from core.scaling import spaces
+
+    monkeypatch.setenv("ALVA_CACHE_DIR", str(tmp_path / "cache"))  # a fresh diskcache: no layout cached yet
 
     sp = spaces("+location")
     arrays = {"alm-s0": sp["alm"][0], "smollm2-135m": sp["smollm2-135m"][0]}
