@@ -19,7 +19,7 @@ st.set_page_config(page_title="ALVA — Alignment among Language, Vision and Act
                    layout="wide", initial_sidebar_state="expanded")
 
 from ui import data, process, state, uploads  # noqa: E402  (after set_page_config)
-from ui.widgets import summary_slot  # noqa: E402
+from ui.widgets import set_picker, summary_slot  # noqa: E402
 
 tok = data.session_token()  # the files' token, plus this session's own uploaded embeddings (ui.uploads)
 ctx = data.context(tok)
@@ -38,8 +38,11 @@ PAGES = {
     "why": st.Page("pages/why.py", title="Why they align", icon=":material/psychology_alt:", url_path="why"),
     "generalisation": st.Page("pages/generalisation.py", title="Generalisation", icon=":material/call_split:",
                               url_path="generalisation"),
+    "sets": st.Page("pages/sets.py", title="Instruction sets", icon=":material/stacked_line_chart:",
+                    url_path="sets"),
 }
 pg = st.navigation(list(PAGES.values()))
+set_picker(ctx, where=st.sidebar)  # the instruction set of every page (URL key ``set``)
 summary_slot()  # the sidebar's summary of the shared selection; filled at the end of every page and fragment run
 uploads.sidebar()  # your own embeddings: a model on every page, for this session only
 st.sidebar.caption("ALVA reproduces Milano & Nolfi, *Alignment among Language, Vision and Action "

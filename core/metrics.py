@@ -301,6 +301,24 @@ def neighbours(X, k: int, return_similarity: bool = False):
     return idx, np.clip(sims, -1.0, 1.0)
 
 
+def neighbours_of(X, i: int, k: int, return_similarity: bool = False):
+    """Item ``i``'s k nearest neighbours, nearest first: exactly row ``i`` of :func:`neighbours` (same rounding and
+    tie rule), from one row of similarities (O(n d)), so one item of a 10^4-item space costs milliseconds.
+
+    Returns indices (k,), or ``(indices, similarities)`` with ``return_similarity=True``."""
+    X = check_space(X)
+    n = X.shape[0]
+    k = check_k(k, n)
+    if not 0 <= int(i) < n:
+        raise MetricInputError(f"item {i} is out of range 0..{n - 1}")
+    i = int(i)
+    U = _unit(X)
+    idx = _Ranker(U, 1).orders(i, i + 1)[0, :k].copy()
+    if not return_similarity:
+        return idx
+    return idx, np.clip(U[idx] @ U[i], -1.0, 1.0)
+
+
 def _max_ranks_chunks(A: np.ndarray, B: np.ndarray, chunk_rows: int | None = None):
     """Yield (start, stop, m) with m[r, j] = max(rank_A, rank_B) of item j for row start+r (int64)."""
     n = A.shape[0]

@@ -13,10 +13,11 @@ import streamlit as st
 
 from core.env import ACTION_NAMES, episode_seed
 from ui import data, state
-from ui.widgets import finish, instruction_entry, run_fragment, setup, trained_marker
+from ui.widgets import finish, instruction_entry, paper108_only, run_fragment, setup, trained_marker
 
 tok, ctx = setup(("env", "view", "step", "checkpoint"))
 st.title("Agent")
+paper108_only("The shipped agents and their episodes")
 
 agents = data.shipped_agents(tok)
 if not agents:

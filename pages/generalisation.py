@@ -12,10 +12,11 @@ import streamlit as st
 from core import generalisation as G
 from ui import data, state
 from ui import generalisation as V
-from ui.widgets import finish, setup
+from ui.widgets import finish, paper108_only, setup
 
 tok, ctx = setup(("split", "reference"))
 st.title("Generalisation")
+paper108_only("The held-out splits and their agents")
 st.caption("Agents trained with a set of instructions **held out** (their demos dropped; the agent still knows "
            "every word) run the held-out instructions zero-shot; agents whose **word vectors start from a language "
            "model** are compared with the identity and random starts. Every figure's numbers are in the table under "

@@ -5,13 +5,17 @@ import streamlit as st
 
 from core import report
 from core.embedders import EmbedderError
-from ui import data, figures, state
+from ui import data, figures, sets, state
 from ui.state import INSTRUCTIONS
 from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
                         seed_picker, setup)
 
 tok, ctx = setup()
 st.title("Neighbours")
+if state.current_set() != state.DEFAULT_SET:  # a larger instruction set (issue 15): its own view
+    sets.neighbours(tok, ctx)
+    finish()
+    st.stop()
 st.caption("For the selected instruction, each model's k nearest instructions by cosine similarity of its "
            "embeddings (the number after the instruction), nearest first (the instruction itself excluded; ties "
            "broken by instruction order); one column per model. ✓ marks a neighbour that the agent shares; a "

@@ -5,11 +5,15 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import NotComputedError
-from ui import data, figures, why
+from ui import data, figures, sets, state, why
 from ui.widgets import finish, setup
 
 tok, ctx = setup()
 st.title("Overview")
+if state.current_set() != state.DEFAULT_SET:  # a larger instruction set (issue 15): its own view
+    sets.overview(tok, ctx)
+    finish()
+    st.stop()
 st.markdown(
     "**What the study asks.** A behavioural-cloning agent learns to execute 108 BabyAI instructions "
     "(*go to the red ball*, *pick up a blue key*, *open the yellow door*). Its 128-d instruction embeddings are "

@@ -6,12 +6,16 @@ import streamlit as st
 
 from core import metrics, report
 from core.embedders import EmbedderError
-from ui import data, figures, state
+from ui import data, figures, sets, state
 from ui.state import N
 from ui.widgets import finish, k_slider, models_picker, not_computed, run_fragment, seed_picker, setup
 
 tok, ctx = setup(("ref",))
 st.title("P@k")
+if state.current_set() != state.DEFAULT_SET:  # a larger instruction set (issue 15): its own view
+    sets.precision(tok, ctx)
+    finish()
+    st.stop()
 st.caption("P@k between a reference space and each model, for every k from 1 to 107: the fraction of each "
            "instruction's k nearest neighbours the two spaces share, averaged over the 108 instructions.")
 

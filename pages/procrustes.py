@@ -6,12 +6,16 @@ import pandas as pd
 import streamlit as st
 
 from core import metrics, projection, report
-from ui import data, figures, state
+from ui import data, figures, sets, state
 from ui.state import INSTRUCTIONS, N
 from ui.widgets import finish, k_slider, models_picker, not_computed, run_fragment, seed_picker, setup
 
 tok, ctx = setup(("ref", "colour_by", "layout"))
 st.title("Procrustes UMAP")
+if state.current_set() != state.DEFAULT_SET:  # a larger instruction set (issue 15): its own view
+    sets.procrustes(tok, ctx)
+    finish()
+    st.stop()
 st.caption("How each space arranges the 108 instructions, drawn so that the same instruction can be compared "
            "across spaces. The numbers (disparity and permutation p in the table below) come from Procrustes on "
            "the full embeddings; the pictures are for looking.")

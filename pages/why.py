@@ -12,11 +12,12 @@ from core.embedders import EmbedderError
 from ui import data, state
 from ui import why as V
 from ui.state import CURVE_METRICS, INSTRUCTIONS, N
-from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
-                        seed_picker, setup)
+from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, paper108_only,
+                        run_fragment, seed_picker, setup)
 
 tok, ctx = setup(("metric", "agent"))
 st.title("Why they align")
+paper108_only("The learning dynamics, layers and factor analyses")
 st.caption("Why does the agent align with a language model as much as it does, and no more? Three kinds of evidence "
            "for the selected agent and models: how alignment changes while the agent learns to act, which "
            "grammatical factors organise each space (two spaces organised by different factors cannot share "

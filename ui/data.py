@@ -66,6 +66,14 @@ def token() -> str:
     for d in agent_dirs()[1:]:  # the held-out split and word-init agents (issue 16)
         parts += _scan(d, "*.json") + _scan(d, "*.pt")
     parts += _scan(store.assets_dir() / "generalisation", "manifest.json")
+    sets = store.assets_dir() / "instruction_sets"  # issue 15: the larger instruction sets and their tables
+    parts += _scan(sets, "*")
+    try:
+        for e in sorted(os.scandir(sets), key=lambda e: e.name):
+            if e.is_dir():
+                parts += [e.name] + _scan(Path(e.path) / "embeddings", "*.json")
+    except (FileNotFoundError, NotADirectoryError):
+        pass
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -133,7 +141,10 @@ def _context(tok: str) -> dict[str, Any]:
     default_models = report.default_models(inv)
     agents = shipped_agents(tok)
     main = f"{report.REFERENCE}-s{seeds[0]}"
-    return {"checkpoints": list(agents), "default_checkpoint": main if main in agents else next(iter(agents), ""),
+    from core.scaling import available_sets
+
+    return {"sets": available_sets(),
+            "checkpoints": list(agents), "default_checkpoint": main if main in agents else next(iter(agents), ""),
             "known_models": known, "present": list(present["name"]), "seeds": seeds, "checkpoint_seeds": ckpt,
             "default_seed": seeds[0], "default_models": default_models,
             "default_ref": report.REFERENCE if report.REFERENCE in list(present["name"]) else
@@ -408,3 +419,117 @@ def _episode(tok: str, agent_name: str, instruction: str, env_seed: int) -> dict
     return {"room": ep.frames_full, "pov": ep.frames_pov, "probs": probs, "actions": list(ep.actions),
             "attention": att, "attention_views": views, "success": ep.success, "length": ep.length,
             "env_seed": int(env_seed), "agent": agent_name, "instruction": ep.instruction}
+
+
+# ------------------------------------------------------------------------------------------ instruction sets
+# The larger presets of issue 15 (core.scaling): {model: [seed arrays]}, rows in the set's instruction order.
+# ``paper108`` pages keep the loaders above; these serve every other shipped set.
+@st.cache_resource(max_entries=3, show_spinner="Loading the instruction set's embeddings…")
+def _set_spaces(tok: str, name: str) -> dict[str, list[np.ndarray]]:
+    from core.scaling import spaces
+
+    out = {}
+    for m, arrays in spaces(name).items():
+        out[m] = []
+        for E in arrays:
+            E = np.asarray(E)
+            E.setflags(write=False)
+            out[m].append(E)
+    return out
+
+
+def set_models(tok: str, name: str) -> dict[str, int]:
+    """{model: number of seed arrays} of a shipped set, in :func:`core.scaling.spaces` order."""
+    return {m: len(v) for m, v in _set_spaces(_files(tok), name).items()}
+
+
+def set_space(tok: str, name: str, model: str, seed: int) -> np.ndarray:
+    """One space of a set: ``model``'s array of seed position ``seed`` (clamped to the seeds present)."""
+    arrays = _set_spaces(_files(tok), name)[model]
+    return arrays[min(max(int(seed), 0), len(arrays) - 1)]
+
+
+def set_seed(tok: str, name: str, model: str, seed: int) -> int | None:
+    """The seed position used for ``model`` (None for a model with one array: references and baselines)."""
+    n = set_models(tok, name).get(model, 0)
+    return None if n <= 1 and model not in ("alm", "untrained-alm") else min(max(int(seed), 0), max(n - 1, 0))
+
+
+def set_label(model: str, seed: int | None) -> str:
+    return model if seed is None else f"{model}-s{seed}"
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def set_neighbours_of(tok: str, name: str, model: str, seed: int | None, i: int, k: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, cosine similarities), each (k,): item i's k nearest neighbours in that space, nearest first
+    (:func:`core.metrics.neighbours_of`: row i of :func:`core.metrics.neighbours`, in O(n d))."""
+    idx, sim = metrics.neighbours_of(set_space(tok, name, model, seed or 0), i, k, return_similarity=True)
+    idx.setflags(write=False)
+    sim.setflags(write=False)
+    return idx, sim
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def set_per_item(tok: str, name: str, a: str, sa: int | None, b: str, sb: int | None, k: int) -> np.ndarray:
+    """(n,) per-item P@k(i) of two spaces of a set (:func:`core.metrics.per_item_precision`; blocked partial
+    selection from 1,024 items on)."""
+    v = metrics.per_item_precision(set_space(tok, name, a, sa or 0), set_space(tok, name, b, sb or 0), k)
+    v.setflags(write=False)
+    _ready_memo()[("set_pk", tok, name, a, sa, b, sb, k)] = True
+    return v
+
+
+def set_per_item_ready(tok: str, name: str, a: str, sa: int | None, b: str, sb: int | None, k: int) -> bool:
+    """Whether :func:`set_per_item` of these arguments is in memory already (nothing is persisted for sets)."""
+    return bool(_ready_memo().get(("set_pk", tok, name, a, sa, b, sb, k)))
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def set_curve(tok: str, name: str, a: str, sa: int | None, b: str, sb: int | None) -> np.ndarray:
+    """P@k for every k (:func:`core.metrics.precision_curve`; full rankings: for sets up to ``CURVE_MAX_N``)."""
+    v = metrics.precision_curve(set_space(tok, name, a, sa or 0), set_space(tok, name, b, sb or 0))
+    v.setflags(write=False)
+    return v
+
+
+#: the largest set whose P@k curve over every k is drawn (beyond it: P@k at the chosen k only)
+CURVE_MAX_N = 1024
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def set_metadata(name: str) -> pd.DataFrame:
+    """:func:`core.instructions.metadata` of a set (factor columns of every instruction)."""
+    from core.instructions import instruction_set, metadata as md, preset
+
+    g = preset(name)
+    return md(instruction_set(g), g)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def scaling_tables(tok: str) -> dict[str, Any]:
+    """:func:`core.scaling.load` (raises :class:`core.scaling.NotShippedError`, not cached)."""
+    from core.scaling import load
+
+    return load()
+
+
+def set_joint_ready(tok: str, name: str, spaces: tuple[tuple[str, int | None], ...], ref: str) -> bool:
+    arrays = {set_label(m, s): set_space(tok, name, m, s or 0) for m, s in spaces}
+    seeds = dict(spaces)
+    return _ready(("set_joint", tok, name, spaces, ref),
+                  lambda: report.joint_is_ready(arrays, set_label(ref, seeds[ref])))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def set_joint_layout(tok: str, name: str, spaces: tuple[tuple[str, int | None], ...], ref: str
+                     ) -> dict[str, np.ndarray]:
+    """(label -> (n, 2)): the joint layout (:func:`core.report.joint_layout`, cached in the diskcache) of spaces of
+    a set around ``ref``."""
+    arrays = {set_label(m, s): set_space(tok, name, m, s or 0) for m, s in spaces}
+    seeds = dict(spaces)
+    out = report.joint_layout(arrays, set_label(ref, seeds[ref]))
+    for v in out.values():
+        v.setflags(write=False)
+    _ready_memo()[("set_joint", tok, name, spaces, ref)] = True
+    return out

@@ -13,18 +13,21 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Callable
 
 import streamlit as st
 
 from core.generalisation import REFERENCES as _GEN_REFERENCES
-from core.instructions import InstructionError, index_of, instruction_set
+from core.instructions import InstructionError, index_of, instruction_set, preset
 from core.metrics import check_k
 from core.splits import splits as _splits
 
 INSTRUCTIONS = instruction_set()
 N = len(INSTRUCTIONS)
+#: the instruction set every page starts on (URL key ``set``): the paper's 108 instructions
+DEFAULT_SET = "paper108"
 DEFAULT_INSTRUCTION = INSTRUCTIONS[0]
 DEFAULT_K = 15
 FACTORS = ("verb", "colour", "object", "determiner")
@@ -39,7 +42,8 @@ SPLITS = tuple(_splits())
 GEN_REFERENCES = _GEN_REFERENCES
 
 #: canonical key -> query parameter name
-GLOBAL_PARAMS = {"instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
+#: ``set`` comes first: the instruction and k of a link are checked against the set of the same link
+GLOBAL_PARAMS = {"set": "set", "instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
 PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
                "layout": "layout", "metric": "metric", "agent": "agent", "checkpoint": "checkpoint", "split": "split",
                "reference": "reference"}
@@ -63,17 +67,66 @@ def pop_warnings() -> list[str]:
     return st.session_state.pop(_WARN, [])
 
 
+# ------------------------------------------------------------------------------------------ instruction sets
+@functools.lru_cache(maxsize=8)
+def set_items(name: str) -> tuple[str, ...]:
+    """The instructions of preset ``name`` in the set's order (``paper108``'s 108 are the first of every set)."""
+    return tuple(INSTRUCTIONS) if name == DEFAULT_SET else tuple(instruction_set(preset(name)))
+
+
+def current_set() -> str:
+    return st.session_state.get("set", DEFAULT_SET)
+
+
+def items() -> tuple[str, ...]:
+    """The selected set's instructions."""
+    return set_items(current_set())
+
+
+def index(instruction: str, name: str | None = None) -> int:
+    """Position of ``instruction`` in set ``name`` (default: the selected set)."""
+    name = name or current_set()
+    return index_of(instruction) if name == DEFAULT_SET else index_of(instruction, grammar=preset(name))
+
+
+def parse_set(value: str, shipped: list[str]) -> str:
+    """A shipped preset name. ``+`` decodes to a space in a hand-typed query string (``?set=+colourless``), so a
+    name without its ``+`` is accepted too."""
+    v = str(value).strip()
+    if v not in shipped and f"+{v}" in shipped:
+        v = f"+{v}"
+    if v not in shipped:
+        raise ValueError(f"instruction set must be one of the shipped sets: {', '.join(shipped)}")
+    return v
+
+
+def fit_to_set() -> dict[str, str]:
+    """Keep the shared instruction and k valid for the selected set (after a set change): an instruction outside
+    the set falls back to the first one, k above n - 1 to n - 1. Returns {key: what changed, in words}."""
+    ss = st.session_state
+    its, out = items(), {}
+    try:
+        index(ss.get("instruction", DEFAULT_INSTRUCTION))
+    except InstructionError:
+        out["instruction"] = f"instruction “{ss.get('instruction')}” is not in {current_set()}: showing “{its[0]}”"
+        ss["instruction"] = its[0]
+    if int(ss.get("k", DEFAULT_K)) > len(its) - 1:
+        out["k"] = f"k = {ss['k']} is more than n - 1 = {len(its) - 1}: showing k = {len(its) - 1}"
+        ss["k"] = len(its) - 1
+    return out
+
+
 # ------------------------------------------------------------------------------------------ validators
-def parse_instruction(value: str) -> str:
-    return INSTRUCTIONS[index_of(value)]
+def parse_instruction(value: str, name: str = DEFAULT_SET) -> str:
+    return set_items(name)[index(value, name)]
 
 
-def parse_k(value: str) -> int:
+def parse_k(value: str, n: int = N) -> int:
     try:
         k = int(str(value).strip())
     except ValueError:
-        raise ValueError(f"k must be a whole number between 1 and {N - 1}") from None
-    return check_k(k, N)  # MetricInputError (a ValueError) explains the range
+        raise ValueError(f"k must be a whole number between 1 and {n - 1}") from None
+    return check_k(k, n)  # MetricInputError (a ValueError) explains the range
 
 
 def parse_int(value: str, lo: int, hi: int, what: str) -> int:
@@ -109,7 +162,8 @@ def default_agent(ctx: dict[str, Any]) -> str:
 
 
 def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
-    return {"instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]), "k": DEFAULT_K,
+    return {"set": DEFAULT_SET, "instruction": DEFAULT_INSTRUCTION, "models": list(ctx["default_models"]),
+            "k": DEFAULT_K,
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
             "colour_by": "verb", "step": 0, "layout": "joint", "metric": CURVE_METRICS[0],
             "agent": default_agent(ctx), "checkpoint": ctx.get("default_checkpoint", ""), "split": SPLITS[0],
@@ -120,7 +174,10 @@ def init(ctx: dict[str, Any]) -> None:
     """Fill missing canonical keys with defaults. ``ctx`` carries the asset-dependent defaults/choices."""
     for k, v in defaults(ctx).items():
         st.session_state.setdefault(k, v)
-    # a seed no longer present (assets changed) falls back
+    # a set or seed no longer present (assets changed) falls back
+    if st.session_state["set"] not in ctx.get("sets", [DEFAULT_SET]):
+        st.session_state["set"] = DEFAULT_SET
+        fit_to_set()
     if st.session_state["seed"] not in ctx["seeds"] and ctx["seeds"]:
         st.session_state["seed"] = ctx["default_seed"]
 
@@ -140,10 +197,15 @@ def apply_query(ctx: dict[str, Any]) -> None:
             continue
         raw = changed[param]
         try:
-            if key == "instruction":
-                ss["instruction"] = parse_instruction(raw)
+            if key == "set":
+                ss["set"] = parse_set(raw, ctx.get("sets", [DEFAULT_SET]))
+                for what, msg in fit_to_set().items():
+                    if what not in changed:  # else the link's own value follows
+                            warn(f"The instruction set changed to {md_escape(ss['set'])}: {md_escape(msg, 300)}.")
+            elif key == "instruction":
+                ss["instruction"] = parse_instruction(raw, current_set())
             elif key == "k":
-                ss["k"] = parse_k(raw)
+                ss["k"] = parse_k(raw, len(items()))
             elif key == "models":
                 good, bad = parse_models(raw, ctx["known_models"])
                 if bad:

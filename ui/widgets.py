@@ -61,7 +61,8 @@ def finish() -> None:
     ss = st.session_state
     with slot.container():
         st.caption("Selection shared by every page (and kept in the address bar: copy it to share this view)")
-        st.markdown(f"**Instruction:** {ss['instruction']}  \n**k:** {ss['k']} · **agent seed:** {ss['seed']}  \n"
+        st.markdown(f"**Instruction set:** {ss.get('set', state.DEFAULT_SET)}  \n"
+                    f"**Instruction:** {ss['instruction']}  \n**k:** {ss['k']} · **agent seed:** {ss['seed']}  \n"
                     f"**Models:** {', '.join(ss['models']) or '—'}")
 
 
@@ -84,6 +85,33 @@ def model_label(ctx: dict[str, Any], name: str) -> str:
     kind = ctx["kinds"].get(name)
     ref = " (reference row)" if kind == report.KIND_BASELINE else ""
     return f"{name} · {fam}{ref}{tag}"
+
+
+def set_picker(ctx: dict[str, Any], where=st, key: str = "w_set") -> str:
+    """The instruction set of every page (URL key ``set``): the shipped presets (:func:`core.scaling.available_sets`).
+    A change keeps the shared instruction and k valid for the new set (:func:`ui.state.fit_to_set`)."""
+    sets = ctx.get("sets") or [state.DEFAULT_SET]
+    if st.session_state.get("set") not in sets:
+        st.session_state["set"] = state.DEFAULT_SET
+    where.selectbox("Instruction set", sets, format_func=lambda n: f"{n} · {len(state.set_items(n)):,} instructions",
+                    help="The presets of the BabyAI grammar with shipped embeddings (core.instructions.presets; "
+                         "paper108: the paper's 108 instructions, the first 108 of every larger set). Agent, Why "
+                         "and Generalisation stay on paper108.", **state.bind(key, "set", after=state.fit_to_set))
+    return st.session_state["set"]
+
+
+def paper108_only(what: str) -> None:
+    """One line on the pages that exist for paper108 only, when another set is selected; the shared instruction
+    and k are brought into paper108 (an instruction outside it becomes the first of the 108)."""
+    name = state.current_set()
+    if name == state.DEFAULT_SET:
+        return
+    ss = st.session_state
+    if ss["instruction"] not in set(INSTRUCTIONS):
+        ss["instruction"] = INSTRUCTIONS[0]
+    ss["k"] = min(int(ss["k"]), N - 1)
+    st.info(f"{what} exist for the paper108 set only: this page shows paper108 (the sidebar's set is "
+            f"{state.md_escape(name)}).", icon=":material/info:")
 
 
 def instruction_picker(label: str = "Instruction", where=st, key: str = "w_instruction") -> str:
