@@ -358,6 +358,16 @@ def make_env(instruction: str | Instruction, seed: int, config: EnvConfig | None
     return env
 
 
+def end_object(env) -> tuple[str, str] | None:
+    """What the agent ends up with: the (type, colour) of the object it carries, else of the object in the cell in
+    front of it, else None. Read at an episode's last state to see *which* object a policy went for."""
+    u = env.unwrapped
+    obj = u.carrying or u.grid.get(*u.front_pos)
+    if obj is None or obj.type in ("wall", "empty", "floor"):
+        return None
+    return str(obj.type), str(obj.color)
+
+
 def observe(env) -> dict[str, np.ndarray]:
     """The agent's observation of the current state according to ``env.config.obs_mode``.
 

@@ -48,7 +48,9 @@ REFERENCES: tuple[str, ...] = ("smollm2-135m", "gemma-3-270m", "all-minilm-l6-v2
 INIT_SPLIT = "colour-object"  # the split every word-init group trains on
 INIT_ORDER = ("identity", "random", "smollm2", "minilm", "spacy")
 FILES = ("runs.csv", "per_instruction.csv", "heldout_alignment.csv", "nearest_trained.csv", "init_alignment.csv",
-         "alignment_curves.csv")
+         "alignment_curves.csv", "held_out_outcomes.csv")
+OUTCOME_EPISODES, OUTCOME_SEED = 10, 2  # per held-out instruction; eval seed 2 (not the final evaluation's 0)
+OUTCOMES = ("target", "same object, other colour", "same colour, other object", "other object", "nothing")
 
 
 # ---------------------------------------------------------------------------------------------- locations
@@ -128,6 +130,36 @@ def nearest_trained(E, held_mask: np.ndarray, instructions: Sequence[str] | None
             row[f"chance_{f}"] = float((meta[f].to_numpy()[trained] == meta[f][i]).mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def outcome_category(target: dict[str, str], end: tuple[str, str] | None) -> str:
+    """Which object an episode ended with (:func:`core.env.end_object`) relative to the instruction's target:
+    one of :data:`OUTCOMES`. ("open" ends with the box gone or the door open in front: a success shows as
+    ``target`` for doors and ``nothing`` for boxes.)"""
+    if end is None:
+        return "nothing"
+    typ, col = end
+    if typ == target["object"]:
+        return "target" if col == target["colour"] else "same object, other colour"
+    return "same colour, other object" if col == target["colour"] else "other object"
+
+
+def held_out_outcomes(agent, instructions: Sequence[str], episodes: int = OUTCOME_EPISODES,
+                      seed: int = OUTCOME_SEED) -> pd.DataFrame:
+    """Run ``agent`` greedily on ``instructions`` (``episodes`` each, env seeds ``episode_seed('eval', seed, i)``)
+    and say which object each episode ended with: one row per episode (instruction, success, end_type,
+    end_colour, outcome)."""
+    from .env import episode_seed
+    from .train import run_episodes
+
+    items = list(instructions)
+    jobs = [(items[e % len(items)], episode_seed("eval", seed, e)) for e in range(len(items) * episodes)]
+    ends: list = []
+    ok, _ = run_episodes(agent, jobs, outcomes=ends)
+    meta = {r.instruction: {"colour": r.colour, "object": r.object} for r in metadata(items).itertuples()}
+    return pd.DataFrame({"instruction": [j[0] for j in jobs], "success": ok,
+                         "end_type": [e[0] if e else "" for e in ends], "end_colour": [e[1] if e else "" for e in ends],
+                         "outcome": [outcome_category(meta[j[0]], e) for j, e in zip(jobs, ends)]})
 
 
 # ---------------------------------------------------------------------------------------------- building
@@ -259,6 +291,22 @@ def ship(source: str | Path | None = None, dest: str | Path | None = None, check
             _half_checkpoint(p.with_suffix(".pt"), tmp / "agents" / f"{stem}.pt")
     refs, notes = _reference_spaces()
     tables = analyse(runs, finals, trajs, refs, n_permutations=n_permutations)
+    from .agent import load_agent
+
+    outs = []
+    for stem, man in tqdm(sorted(runs.items()), desc="held-out outcomes", disable=not progress):
+        held = (man.get("holdout") or {}).get("instructions") or []
+        if held:
+            o = held_out_outcomes(load_agent(source / "agents" / f"{stem}.pt"), held)
+            g = o.groupby(["instruction", "success", "outcome"], sort=False).size().rename("episodes").reset_index()
+            cfg = man["train_config"]
+            g.insert(0, "run", stem)
+            g.insert(1, "split", cfg.get("holdout"))
+            g.insert(2, "word_init", cfg["word_init"])
+            g.insert(3, "seed", int(man["seed"]))
+            outs.append(g)
+    tables["held_out_outcomes"] = pd.concat(outs, ignore_index=True) if outs else pd.DataFrame(
+        columns=["run", "split", "word_init", "seed", "instruction", "success", "outcome", "episodes"])
     for name, df in tables.items():
         df.to_csv(tmp / f"{name}.csv", index=False, float_format="%.6g")
     ref_prov = {}

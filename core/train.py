@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import store
-from .env import EnvConfig, episode_seed, make_env, observe
+from .env import EnvConfig, end_object, episode_seed, make_env, observe
 from .instructions import instruction_set, instruction_set_hash, metadata
 
 
@@ -418,10 +418,12 @@ def _save_trajectory(cfg: TrainConfig, snaps: dict[str, list], manifest: dict[st
 
 # ---------------------------------------------------------------------------------------------- evaluation
 def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig | None = None,
-                 max_envs: int = 1200, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                 max_envs: int = 1200, progress: bool = False, outcomes: list | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the greedy policy on (instruction, env_seed) jobs, batched over up to ``max_envs`` envs at once.
 
     Returns (success bool (n,), episode length (n,)); success is the environment's ``info['success']``.
+    ``outcomes``: a list to fill with :func:`core.env.end_object` of each episode's last state, in job order.
     """
     from tqdm.auto import tqdm
 
@@ -433,6 +435,7 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
     grammar = preset(agent.config.grammar) if getattr(agent.config, "grammar", "") else DEFAULT_GRAMMAR
     index = {t: i for i, t in enumerate(agent.config.instructions)}
     success, length = np.zeros(len(jobs), bool), np.zeros(len(jobs), np.int64)
+    ends: list = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc="evaluate", unit="ep", disable=not progress)
     for lo in range(0, len(jobs), max_envs):
         chunk = list(range(lo, min(lo + max_envs, len(jobs))))
@@ -451,11 +454,15 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
                 length[chunk[k]] += 1
                 if term or trunc:
                     success[chunk[k]] = bool(info["success"])
+                    if outcomes is not None:
+                        ends[chunk[k]] = end_object(envs[k])
                     bar.update(1)
                 else:
                     still.append(k)
             active = still
     bar.close()
+    if outcomes is not None:
+        outcomes.extend(ends)
     return success, length
 
 
