@@ -98,11 +98,13 @@ def masked_precision(A, B, mask: np.ndarray, k: int = K, n_permutations: int = N
                      seed: int = 0) -> dict[str, float]:
     """Mean per-item P@k over the items in ``mask`` (neighbours drawn from all items), and its null: B's item
     identities shuffled (``n_permutations``, ``seed``), same mean. Returns {observed, null_mean, null_lo, null_hi,
-    p} (p one-sided, (1 + #{null >= observed}) / (1 + n_permutations))."""
+    p} (p one-sided, (1 + #{null >= observed}) / (1 + n_permutations); NaN without permutations)."""
     from .metrics import per_item_precision
 
     A, B, mask = np.asarray(A), np.asarray(B), np.asarray(mask, bool)
     obs = float(per_item_precision(A, B, k)[mask].mean())
+    if n_permutations == 0:
+        return {"observed": obs, "null_mean": np.nan, "null_lo": np.nan, "null_hi": np.nan, "p": np.nan}
     rng = np.random.default_rng(seed)
     null = np.array([per_item_precision(A, B[rng.permutation(len(B))], k)[mask].mean()
                      for _ in range(n_permutations)])

@@ -161,8 +161,28 @@ def _load_set(name: str) -> dict[str, list[np.ndarray]]:
     return spaces
 
 
-def analyse(sets: Sequence[str] = SETS, progress: bool = False) -> dict[str, pd.DataFrame]:
-    """The tables (:data:`FILES`) from the shipped embeddings of ``sets``."""
+def bot_failures(name: str, n_demos: int = 50_000, seed: int = 0) -> dict[str, Any]:
+    """The expert's failures while making a preset's training demos (the cached dataset the agents used), per
+    form: {"episodes", "failures", "per_form": {form: failures}}; None values when the demos are not cached."""
+    from .demos import cache_params
+    from .env import EnvConfig
+
+    g = preset(name)
+    items = instruction_set(g)
+    d = store.lookup("demos", cache_params(n_demos, seed, EnvConfig(), items, g))
+    if d is None:
+        return {"episodes": None, "failures": None, "per_form": {}}
+    forms: dict[str, int] = {}
+    for instr_id, _, _ in d["failures"]:
+        f = g.parse(items[instr_id]).form if name != "paper108" else "paper108"
+        forms[f] = forms.get(f, 0) + 1
+    return {"episodes": len(d["instruction_ids"]), "failures": len(d["failures"]), "per_form": forms}
+
+
+def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: int | None = None
+            ) -> dict[str, pd.DataFrame]:
+    """The tables (:data:`FILES`) from the shipped embeddings of ``sets`` (``permutations``: the whole-set null's
+    shuffles; default :func:`null_permutations` of each set's size)."""
     from .generalisation import masked_precision
     from .metrics import precision_at_k
 
@@ -171,9 +191,12 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False) -> dict[str, pd.
         g = preset(name)
         n = len(instruction_set(g))
         spaces = _load_set(name)
+        bf = bot_failures(name)
         set_rows.append({"set": name, "n": n, "vocabulary": len(g.vocabulary), "words": " ".join(g.vocabulary),
                          "k_whole": scaled_k(n), "chance_whole": scaled_k(n) / (n - 1),
-                         "agents": len(spaces.get("alm", []))})
+                         "agents": len(spaces.get("alm", [])), "demo_episodes": bf["episodes"],
+                         "bot_failures": bf["failures"],
+                         "bot_failures_per_form": " ".join(f"{k}:{v}" for k, v in sorted(bf["per_form"].items()))})
         refs = [m for m in (*REFERENCES, *BASELINES) if m in spaces]
         for kind in ("alm", "untrained-alm"):
             for seed, A in enumerate(spaces.get(kind, [])):
@@ -181,11 +204,11 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False) -> dict[str, pd.
                     B = spaces[ref][min(seed, len(spaces[ref]) - 1)] if ref == "untrained-alm" else spaces[ref][0]
                     common.append({"set": name, "n": n, "agent": kind, "seed": seed, "reference": ref, "k": K,
                                    "precision": precision_at_k(A[:N_COMMON], B[:N_COMMON], K)})
-                    k = scaled_k(n)
-                    r = masked_precision(A, B, np.ones(n, bool), k, null_permutations(n))
+                    k, n_perm = scaled_k(n), null_permutations(n) if permutations is None else permutations
+                    r = masked_precision(A, B, np.ones(n, bool), k, n_perm)
                     whole.append({"set": name, "n": n, "agent": kind, "seed": seed, "reference": ref, "k": k,
                                   "precision": r["observed"], "null_mean": r["null_mean"], "null_hi": r["null_hi"],
-                                  "p": r["p"], "permutations": null_permutations(n), "chance": k / (n - 1)})
+                                  "p": r["p"], "permutations": n_perm, "chance": k / (n - 1)})
         if progress:
             print(f"analysed {name}", file=sys.stderr)
     common_df, whole_df = pd.DataFrame(common), pd.DataFrame(whole)
@@ -219,7 +242,8 @@ def _success_table(sets: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ship(sets: Sequence[str] = SETS, source: str | Path | None = None, progress: bool = True) -> Path:
+def ship(sets: Sequence[str] = SETS, source: str | Path | None = None, progress: bool = True,
+         permutations: int | None = None) -> Path:
     """Write the agents' E_L and manifests of every trained preset (from the sweep's ``source``), then the tables."""
     source = Path(source) if source is not None else sweep_results_dir()
     for name in sets:
@@ -241,7 +265,7 @@ def ship(sets: Sequence[str] = SETS, source: str | Path | None = None, progress:
             store.write_json(d / "agents" / f"{stem}.json", man)
             if progress:
                 print(f"shipped {stem} (seed {seed})", file=sys.stderr)
-    tables = analyse(sets, progress)
+    tables = analyse(sets, progress, permutations)
     root_dir().mkdir(parents=True, exist_ok=True)
     for f, df in tables.items():
         df.to_csv(root_dir() / f"{f}.csv", index=False, float_format="%.6g")

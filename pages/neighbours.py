@@ -7,8 +7,8 @@ from core import report
 from core.embedders import EmbedderError
 from ui import data, figures, sets, state
 from ui.state import INSTRUCTIONS
-from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, run_fragment,
-                        seed_picker, setup)
+from ui.widgets import (finish, instruction_picker, k_slider, models_picker, neighbour_grid, not_computed,
+                        run_fragment, seed_picker, setup)
 
 tok, ctx = setup()
 st.title("Neighbours")
@@ -89,14 +89,7 @@ def neighbours() -> None:
                   "shared_with_agent": sh if not is_ref else None}
                  for r, (j, c, sh) in enumerate(zip(idx[i], sim[i], shared))]
     if shown:
-        ev = st.dataframe(grid, hide_index=True, key=f"nb_grid_{i}", on_select="rerun",
-                          selection_mode="single-cell", column_config=config, height=min(35 * (k + 1) + 3, 560))
-        cells = ev["selection"].get("cells", []) if ev else []
-        if cells:
-            row, col = cells[0]
-            if col in shown and 0 <= int(row) < len(shown[col]):
-                state.select("instruction", shown[col][int(row)])
-                state.rerun()
+        neighbour_grid(grid, shown, config, f"nb_grid_{i}", k)
         st.download_button("Download these neighbours (CSV)", pd.DataFrame(long).to_csv(index=False).encode(),
                            file_name=f"alva_neighbours_k{k}.csv", mime="text/csv", on_click="ignore")
     for name, err in missing:

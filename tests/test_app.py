@@ -21,6 +21,8 @@ from streamlit.testing.v1 import AppTest
 from core import report, store
 from core.instructions import COLOURS, instruction_set
 
+from apptest_helpers import clear_caches as _clear_caches, query_param as _qp, run_page as _run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 INSTR = instruction_set()
@@ -28,24 +30,10 @@ PAGES = ["overview", "agent", "neighbours", "precision", "procrustes", "why", "g
 SYN_MODELS = ["smollm2-135m", "all-minilm-l6-v2"]  # registry names, synthetic arrays (tests only)
 
 
-def _clear_caches():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    report._load_shipped.cache_clear()
 
 
-def _run(page: str | None = None, params: dict | None = None, timeout: float = 120) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    if page and page != "overview":  # url_path == file stem, so the page is found before the first run
-        at.switch_page(f"pages/{page}.py")
-    return at.run()
 
 
-def _qp(at: AppTest, key: str):
-    v = at.query_params.get(key)
-    return v[0] if isinstance(v, list) else v
 
 
 def _specs(at: AppTest) -> list[dict]:

@@ -15,6 +15,8 @@ from streamlit.testing.v1 import AppTest
 from core import metrics, report, store
 from core.instructions import instruction_set, preset
 
+from apptest_helpers import clear_caches as _clear, query_param as _qp, run_page as _run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "app.py")
 P108 = instruction_set()
@@ -22,24 +24,10 @@ LOC = instruction_set(preset("+location"))
 ON_LEFT = "pick up the red key on your left"
 
 
-def _clear():
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    report._load_shipped.cache_clear()
 
 
-def _run(page: str | None = None, params: dict | None = None, timeout: float = 120) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    if page and page != "overview":
-        at.switch_page(f"pages/{page}.py")
-    return at.run()
 
 
-def _qp(at: AppTest, key: str):
-    v = at.query_params.get(key)
-    return v[0] if isinstance(v, list) else v
 
 
 def _ok(at: AppTest) -> None:

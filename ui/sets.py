@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from core import metrics
-from ui import data, state
+from ui import data, state, widgets
 
 AGENT, UNTRAINED = "alm", "untrained-alm"
 #: above this many items, P@k for pairs not yet in memory waits for a click (seconds per pair at 10^4 items)
@@ -359,14 +359,7 @@ def neighbours(tok: str, ctx: dict[str, Any]) -> None:
         return
     if ref is None:
         st.caption("No trained agent is shipped for this set yet: the lists are not compared (no ✓).")
-    ev = st.dataframe(grid, hide_index=True, key=f"set_nb_grid_{name}_{i}", on_select="rerun",
-                      selection_mode="single-cell", column_config=config, height=min(35 * (k + 1) + 3, 560))
-    cells = ev["selection"].get("cells", []) if ev else []
-    if cells:
-        row, col = cells[0]
-        if col in shown and 0 <= int(row) < len(shown[col]):
-            state.select("instruction", shown[col][int(row)])
-            state.rerun()
+    widgets.neighbour_grid(grid, shown, config, f"set_nb_grid_{name}_{i}", k)
     st.caption("Each space's k nearest instructions by cosine similarity (the number after it), nearest first, the "
                "instruction itself excluded, ties by instruction order (core.metrics.neighbours_of). ✓: also among "
                "the agent's k nearest. Click a cell to select that neighbour.")

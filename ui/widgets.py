@@ -87,6 +87,19 @@ def model_label(ctx: dict[str, Any], name: str) -> str:
     return f"{name} · {fam}{ref}{tag}"
 
 
+def neighbour_grid(grid, shown: dict[str, list[str]], config: dict, key: str, k: int) -> None:
+    """The neighbours grid (one column per model, nearest first); clicking a cell selects that neighbour as the
+    instruction (``shown``: grid column -> its neighbours' instruction texts)."""
+    ev = st.dataframe(grid, hide_index=True, key=key, on_select="rerun", selection_mode="single-cell",
+                      column_config=config, height=min(35 * (k + 1) + 3, 560))
+    cells = ev["selection"].get("cells", []) if ev else []
+    if cells:
+        row, col = cells[0]
+        if col in shown and 0 <= int(row) < len(shown[col]):
+            state.select("instruction", shown[col][int(row)])
+            state.rerun()
+
+
 def set_picker(ctx: dict[str, Any], where=st, key: str = "w_set") -> str:
     """The instruction set of every page (URL key ``set``): the shipped presets (:func:`core.scaling.available_sets`).
     A change keeps the shared instruction and k valid for the new set (:func:`ui.state.fit_to_set`)."""
