@@ -78,6 +78,17 @@ st.caption("One dot per seed (identity word init), the tick the mean over seeds.
            "trained / held-out = successes over the episodes of those instructions.")
 csv_table(table, "generalisation_success", "g_success_table", "success per run")
 
+spec, plot, table = V.outcomes_figure(res)
+if spec:
+    st.markdown("**What the agent does on a held-out instruction**")
+    st.vega_lite_chart(plot, spec, key="g_outcomes", width="stretch")
+    st.caption("Every held-out instruction run again (10 episodes each, evaluation seed 2, identity init, every "
+               "seed), and the object each episode ends with: the one the agent carries, else the one in front of "
+               "it (core.env.end_object). Target = the instruction's colour and object; 'nothing' = no object "
+               "(e.g. wandering until the 64-step limit; an opened box also leaves nothing in front). Solid: "
+               "successful episodes; faded: failures.")
+    csv_table(table, "generalisation_outcomes", "g_outcomes_table", "held-out outcomes")
+
 # ---------------------------------------------------------------------------------------------------- (b)
 st.subheader("Where the held-out instructions land: P@15 with each reference model")
 st.segmented_control("Split", splits_shipped, help="The held-out split whose agents are shown.",

@@ -57,8 +57,14 @@ def test_generalisation_page_draws_its_figures_on_the_fixture(gen):
     for line in G.statement(res, "smollm2-135m"):  # the plain statement, computed from the shipped tables
         assert line in text
     charts = _vega(at)
-    assert len(charts) == 5
-    (s_spec, s_plot), (a_spec, a_plot), (n_spec, n_plot), (c_spec, c_plot), (i_spec, i_plot) = charts
+    assert len(charts) == 6
+    (s_spec, s_plot), (o_spec, o_plot), (a_spec, a_plot), (n_spec, n_plot), (c_spec, c_plot), (i_spec, i_plot) = \
+        charts
+    # (a') outcomes of the held-out episodes: shares of the shipped counts, summing to 1 per split
+    oc = res["held_out_outcomes"].query("word_init == 'identity'")
+    assert o_plot.episodes.sum() == oc.episodes.sum() == 18 * 10
+    assert o_plot.groupby("split").share.sum().tolist() == pytest.approx([1.0])
+    assert set(o_plot.outcome) <= set(G.OUTCOMES)
     # (a) success: one dot per run and items, the runs table's numbers
     runs = res["runs"].set_index("run")
     held = s_plot[(s_plot.run == HELD) & (s_plot["items"].str.startswith("held-out"))]
@@ -78,6 +84,7 @@ def test_generalisation_page_draws_its_figures_on_the_fixture(gen):
     # (d) word inits: both inits' curves at the selected reference, and the summary
     assert set(c_plot.word_init) == {"identity", "random"} and set(c_plot.reference) == {"smollm2-135m"}
     assert set(i_plot.measure) >= {"final success", "initial P@k", "final P@k"}
+    alt.Chart.from_dict({**o_spec, "data": {"values": json.loads(o_plot.to_json(orient="records"))}})
     for spec, plot in [(s_spec, s_plot), (a_spec, a_plot), (n_spec, n_plot), (c_spec, c_plot)]:
         alt.LayerChart.from_dict({**spec, "data": {"values": json.loads(plot.to_json(orient="records"))}})
     alt.HConcatChart.from_dict({**i_spec, "data": {"values": json.loads(i_plot.to_json(orient="records"))}})
@@ -91,7 +98,7 @@ def test_generalisation_page_draws_its_figures_on_the_fixture(gen):
     # another reference: the curves follow, and the URL keeps it
     at.selectbox(key="w_reference").set_value("all-minilm-l6-v2").run()
     assert not at.exception and _qp(at, "reference") == "all-minilm-l6-v2"
-    assert set(_vega(at)[3][1].reference) == {"all-minilm-l6-v2"}
+    assert set(_vega(at)[4][1].reference) == {"all-minilm-l6-v2"}
 
 
 def test_generalisation_page_without_results_shows_the_command(tmp_assets):

@@ -103,6 +103,37 @@ def success_figure(res: dict[str, Any]) -> tuple[dict, pd.DataFrame, pd.DataFram
     return spec, plot, table.reset_index(drop=True)
 
 
+def outcomes_figure(res: dict[str, Any]) -> tuple[dict | None, pd.DataFrame, pd.DataFrame]:
+    """What the agents end up doing on held-out instructions (identity init): per split, the share of episodes by
+    the object they end with (core.generalisation.OUTCOMES), successes and failures apart."""
+    from core.generalisation import OUTCOMES
+
+    o = res.get("held_out_outcomes")
+    if o is None or not len(o):
+        return None, pd.DataFrame(), pd.DataFrame()
+    o = o[o.word_init == "identity"]
+    g = o.groupby(["split", "success", "outcome"], sort=False).episodes.sum().reset_index()
+    g["share"] = g.episodes / g.groupby("split").episodes.transform("sum")
+    g["episode"] = np.where(g.success.astype(bool), "success", "failure")
+    splits = list(dict.fromkeys(g.split))
+    spec = {"height": 40 * max(1, len(splits)) + 40, "mark": {"type": "bar"},
+            "encoding": {"y": {"field": "split", "type": _N, "sort": splits, "title": "held-out split"},
+                         "x": {"field": "share", "type": _Q, "stack": "zero", "title": "share of held-out episodes",
+                               "axis": {"format": "%"}, "scale": {"domain": [0, 1]}},
+                         "color": {"field": "outcome", "type": _N, "sort": list(OUTCOMES),
+                                   "scale": {"domain": list(OUTCOMES),
+                                             "range": ["#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#c7c7c7"]},
+                                   "legend": _legend()},
+                         "opacity": {"field": "episode", "type": _N, "scale": {"domain": ["success", "failure"],
+                                                                               "range": [1.0, 0.55]},
+                                     "legend": _legend()},
+                         "order": {"field": "episode", "sort": "descending"},
+                         "tooltip": [{"field": "split"}, {"field": "episode"}, {"field": "outcome"},
+                                     {"field": "episodes", "type": _Q},
+                                     {"field": "share", "type": _Q, "format": ".1%"}]}}
+    return spec, g, o.reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------------ (b) alignment
 def alignment_figure(res: dict[str, Any], split: str) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """P@k of the held-out items vs the trained items vs the same items in the full-data agents, per reference
