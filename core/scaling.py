@@ -15,8 +15,8 @@ Conventions (every table):
 - **Common 108**: the agent's and the reference's rows of the 108 ``paper108`` instructions (a prefix of every
   preset), k = :data:`K`: does training on a richer language change how the *same* instructions align?
 - **Whole set**: all n instructions of the preset, k = :func:`scaled_k` (k scaled by (n - 1) / 107, so that
-  k / (n - 1) stays ~0.14), with a permutation null (the reference's item identities shuffled;
-  :func:`null_permutations` shuffles, fewer for large n, where the null is tight), chance k / (n - 1).
+  k / (n - 1) stays ~0.14), with ``core.metrics.permutation_null`` (the reference's rows shuffled, neighbours
+  recomputed; :func:`null_permutations` shuffles, fewer for large n, where the null is tight), chance k / (n - 1).
 - Success: each run's final evaluation (``final_episodes`` per instruction, eval seeds disjoint from the demos);
   ``paper108 items`` = the 108 common instructions only.
 - Embedding files of the larger presets are stored in float16 (``storage_dtype`` in their manifest).
@@ -183,8 +183,7 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: in
             ) -> dict[str, pd.DataFrame]:
     """The tables (:data:`FILES`) from the shipped embeddings of ``sets`` (``permutations``: the whole-set null's
     shuffles; default :func:`null_permutations` of each set's size)."""
-    from .generalisation import masked_precision
-    from .metrics import precision_at_k
+    from .metrics import permutation_null, precision_at_k
 
     set_rows, common, whole, success = [], [], [], []
     for name in sets:
@@ -205,10 +204,11 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: in
                     common.append({"set": name, "n": n, "agent": kind, "seed": seed, "reference": ref, "k": K,
                                    "precision": precision_at_k(A[:N_COMMON], B[:N_COMMON], K)})
                     k, n_perm = scaled_k(n), null_permutations(n) if permutations is None else permutations
-                    r = masked_precision(A, B, np.ones(n, bool), k, n_perm)
+                    nul = permutation_null(A, B, n_perm, seed=0)
                     whole.append({"set": name, "n": n, "agent": kind, "seed": seed, "reference": ref, "k": k,
-                                  "precision": r["observed"], "null_mean": r["null_mean"], "null_hi": r["null_hi"],
-                                  "p": r["p"], "permutations": n_perm, "chance": k / (n - 1)})
+                                  "precision": float(nul.observed[k - 1]), "null_mean": float(nul.mean[k - 1]),
+                                  "null_hi": float(nul.upper[k - 1]), "p": nul.p_value(k), "permutations": n_perm,
+                                  "chance": k / (n - 1)})
         if progress:
             print(f"analysed {name}", file=sys.stderr)
     common_df, whole_df = pd.DataFrame(common), pd.DataFrame(whole)

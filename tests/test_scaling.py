@@ -72,8 +72,7 @@ def test_shipped_set_files_have_every_instruction_in_order(shipped_set):
 
 
 def test_tables_are_core_metrics_on_the_shipped_files(shipped_set):
-    from core.generalisation import masked_precision
-    from core.metrics import precision_at_k
+    from core.metrics import permutation_null, precision_at_k
 
     assets, res, _ = shipped_set
     d = assets / "instruction_sets" / "colourless" / "embeddings"
@@ -83,8 +82,9 @@ def test_tables_are_core_metrics_on_the_shipped_files(shipped_set):
     assert c.loc[("+colourless", "alm", 1, "bag-of-words")].precision == pytest.approx(
         precision_at_k(A[:108], B[:108], 15), abs=1e-6)
     w = res["whole"].set_index(["set", "agent", "seed", "reference"]).loc[("+colourless", "alm", 1, "bag-of-words")]
-    assert w.k == 18 and w.precision == pytest.approx(masked_precision(A, B, np.ones(126, bool), 18, 0)["observed"],
-                                                       abs=1e-6)
+    nul = permutation_null(A, B, 50, seed=0)
+    assert w.k == 18 and w.precision == pytest.approx(precision_at_k(A, B, 18), abs=1e-6)
+    assert w.null_mean == pytest.approx(nul.mean[17]) and w.p == pytest.approx(nul.p_value(18))
     assert w.chance == pytest.approx(18 / 125) and w.permutations == 50
     curve = res["curve"]
     row = curve[(curve.view == "common 108") & (curve.set == "+colourless") & (curve.agent == "alm")
