@@ -99,15 +99,13 @@ def masked_precision(A, B, mask: np.ndarray, k: int = K, n_permutations: int = N
     """Mean per-item P@k over the items in ``mask`` (neighbours drawn from all items), and its null: B's item
     identities shuffled (``n_permutations``, ``seed``), same mean. Returns {observed, null_mean, null_lo, null_hi,
     p} (p one-sided, (1 + #{null >= observed}) / (1 + n_permutations); NaN without permutations)."""
-    from .metrics import per_item_precision
+    from .metrics import per_item_precision, permutation_null_items
 
     A, B, mask = np.asarray(A), np.asarray(B), np.asarray(mask, bool)
     obs = float(per_item_precision(A, B, k)[mask].mean())
     if n_permutations == 0:
         return {"observed": obs, "null_mean": np.nan, "null_lo": np.nan, "null_hi": np.nan, "p": np.nan}
-    rng = np.random.default_rng(seed)
-    null = np.array([per_item_precision(A, B[rng.permutation(len(B))], k)[mask].mean()
-                     for _ in range(n_permutations)])
+    null = permutation_null_items(A, B, k, mask, n_permutations, seed)
     return {"observed": obs, "null_mean": float(null.mean()), "null_lo": float(np.quantile(null, 0.025)),
             "null_hi": float(np.quantile(null, 0.975)),
             "p": float((1 + (null >= obs - 1e-12).sum()) / (1 + n_permutations))}

@@ -537,8 +537,8 @@ class PermutationNull:
         return float(self.lower[k - 1]), float(self.upper[k - 1])
 
 
-def _permuted_total_counts(ranksA: np.ndarray, qB: np.ndarray, perms: np.ndarray, bits: int) -> np.ndarray:
-    """Total intersection counts (len n-1) for B[perm] for each perm in a batch (p, n)."""
+def _permuted_max_ranks(ranksA: np.ndarray, qB: np.ndarray, perms: np.ndarray, bits: int) -> np.ndarray:
+    """(p, n, n) int32: for each perm of a batch, max(rank of j among i's neighbours in A, in B[perm])."""
     p, n = perms.shape
     # rounded-distance keys of B[perm]: qB[perm[i], perm[j]], then tie-break by the *new* index j
     keys = qB[perms[:, :, None], perms[:, None, :]]  # (p, n, n)
@@ -549,6 +549,13 @@ def _permuted_total_counts(ranksA: np.ndarray, qB: np.ndarray, perms: np.ndarray
     ranks = np.empty((p, n, n), dtype=np.int32)
     np.put_along_axis(ranks, keys, np.broadcast_to(np.arange(n, dtype=np.int32), keys.shape), axis=2)
     np.maximum(ranks, ranksA[None], out=ranks)
+    return ranks
+
+
+def _permuted_total_counts(ranksA: np.ndarray, qB: np.ndarray, perms: np.ndarray, bits: int) -> np.ndarray:
+    """Total intersection counts (len n-1) for B[perm] for each perm in a batch (p, n)."""
+    p, n = perms.shape
+    ranks = _permuted_max_ranks(ranksA, qB, perms, bits)
     off = (np.arange(p) * n)[:, None, None]
     h = np.bincount((ranks + off).ravel(), minlength=p * n).reshape(p, n)
     return np.cumsum(h, axis=1)[:, : n - 1]
@@ -598,6 +605,31 @@ def permutation_null(A, B, n_permutations: int = 1000, seed: int = 0, batch: int
                      f"(numpy default_rng({seed})), neighbours recomputed; band = 2.5/97.5 percentiles; "
                      "p = (1 + #{null >= observed}) / (1 + n_permutations), one-sided; "
                      + PRECISION_CONVENTIONS))
+
+
+@_small_blas
+def permutation_null_items(A, B, k: int, mask=None, n_permutations: int = 1000, seed: int = 0,
+                           batch: int | None = None) -> np.ndarray:
+    """(n_permutations,) null of the mean per-item P@k over the items in ``mask`` (default all): B's rows shuffled
+    as in :func:`permutation_null` (same permutations for the same seed, neighbours recomputed with the same tie
+    rule), neighbours drawn from all n items. The observed value is ``per_item_precision(A, B, k)[mask].mean()``."""
+    A, B = check_pair(A, B)
+    n = A.shape[0]
+    k = check_k(k, n)
+    mask = np.ones(n, bool) if mask is None else np.asarray(mask, bool)
+    if mask.shape != (n,) or not mask.any():
+        raise MetricInputError(f"mask must be a boolean array of {n} items selecting at least one")
+    if int(n_permutations) < 1:
+        raise MetricInputError(f"n_permutations must be >= 1, got {n_permutations}")
+    rng = np.random.default_rng(seed)
+    perms = np.stack([rng.permutation(n) for _ in range(int(n_permutations))])
+    bits, ranksA, qB = _index_bits(n), _rank_matrix(A), _rounded_distance_keys(B)
+    batch = batch or max(1, min(len(perms), (1 << 22) // (n * n)))
+    out = np.empty(len(perms))
+    for s in range(0, len(perms), batch):
+        ranks = _permuted_max_ranks(ranksA, qB, perms[s:s + batch], bits)
+        out[s:s + batch] = (ranks[:, mask] < k).sum(axis=2).mean(axis=1) / k
+    return out
 
 
 @dataclass(frozen=True)

@@ -57,3 +57,22 @@ def test_large_n_dispatch_uses_partial_and_matches(monkeypatch):
     monkeypatch.setattr(M, "PARTIAL_MIN_N", 10 ** 9)
     assert np.array_equal(fast, M.per_item_precision(A, B, 10))
     assert M.precision_at_k(A, B, 10) == float(fast.mean())
+
+
+def test_per_item_null_equals_shuffling_b_and_recomputing():
+    """metrics.permutation_null_items = the mean per-item P@k of B with its rows shuffled (same seeded perms),
+    ties included (a bag-of-words-like space with many exact ties); its mean over all items = permutation_null."""
+    from core.metrics import per_item_precision, permutation_null, permutation_null_items
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(30, 6))
+    B = rng.integers(0, 2, size=(30, 5)).astype(float) + 0.0  # many tied distances
+    B[B.sum(1) == 0, 0] = 1.0
+    mask = np.zeros(30, bool)
+    mask[[1, 4, 9, 20]] = True
+    fast = permutation_null_items(A, B, 5, mask, n_permutations=40, seed=3)
+    r = np.random.default_rng(3)
+    slow = [per_item_precision(A, B[r.permutation(30)], 5)[mask].mean() for _ in range(40)]
+    assert np.allclose(fast, slow)
+    allitems = permutation_null_items(A, B, 5, None, n_permutations=40, seed=3)
+    assert np.allclose(allitems, permutation_null(A, B, 40, seed=3).null[:, 4])
