@@ -430,8 +430,10 @@ def load_agent(path_or_name: str | Path | None = None) -> ALM:
     except InstructionError as e:
         raise CheckpointError(f"{path}: {e}") from None
     want = instruction_set(grammar)
-    known = set(want)
-    if not all(t in known for t in config.instructions) or tuple(config.vocabulary) != grammar.vocabulary:
+    verbs = tuple(((blob.get("manifest") or {}).get("train_config") or {}).get("verbs") or ())
+    if verbs:  # trained on the instructions with these verbs only (TrainConfig.verbs)
+        want = [t for t in want if grammar.parse(t).verb in verbs]
+    if list(config.instructions) != want or tuple(config.vocabulary) != grammar.vocabulary:
         raise CheckpointError(f"{path} was trained on a different instruction set / vocabulary "
                               f"(hash {instruction_set_hash(config.instructions)} vs {instruction_set_hash(want)} of "
                               f"{config.grammar or 'paper108'})")
