@@ -234,7 +234,7 @@ def test_only_the_agent_page_may_import_torch(gen):
             f"at = AppTest.from_file({APP!r}, default_timeout=120)\n"
             "at.switch_page('pages/generalisation.py'); at.run()\n"
             "assert not at.exception, [e.message for e in at.exception]\n"
-            "assert len(at.get('vega_lite_chart')) == 5\n"
+            "assert len(at.get('vega_lite_chart')) == 6\n"
             "print([m for m in ('torch', 'umap') if m in sys.modules])\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "ALVA_ASSETS_DIR": str(gen)})

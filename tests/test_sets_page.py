@@ -196,8 +196,14 @@ def test_pages_render_on_shipped_colourless(monkeypatch):
     tab = next(d.value for d in at.dataframe if "P@k" in d.value.columns)
     ref = tab["reference"].iloc[0]
     assert len(tab) >= 2 and (tab["k"] == 9).all()
+    def arr(label: str):  # a space's label: its name, or <name>-s<seed> for the agents' seeds
+        if label in sp:
+            return sp[label][0]
+        name, seed = label.rsplit("-s", 1)
+        return sp[name][int(seed)]
+
     for _, row in tab.iterrows():
-        want = metrics.precision_at_k(sp[ref][0], sp[row["model"]][0], 9)
+        want = metrics.precision_at_k(arr(ref), arr(row["model"]), 9)
         assert row["P@k"] == pytest.approx(want)
     _clear()
 
