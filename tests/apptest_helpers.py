@@ -31,3 +31,30 @@ def run_page(page: str | None = None, params: dict | None = None, timeout: float
 def query_param(at: AppTest, key: str):
     v = at.query_params.get(key)
     return v[0] if isinstance(v, list) else v
+
+
+HEAVY = ("torch", "umap", "numba", "transformers", "open_clip")
+
+
+def heavy_imports(pages: list[str], assets_dir, check: str = "") -> dict[str, list[str]]:
+    """Run each page once in a fresh Python process (AppTest on the assets in ``assets_dir``) and return, per page,
+    the heavy modules (:data:`HEAVY`) imported by then. ``check``: Python run after each page's run, with ``at``
+    bound (e.g. an assertion on what it drew). Raises AssertionError with the child's output if it fails."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nfrom streamlit.testing.v1 import AppTest\nout = {}\n"
+            f"for page in {list(pages)!r}:\n"
+            f"    at = AppTest.from_file({APP!r}, default_timeout=120)\n"
+            "    if page != 'overview': at.switch_page(f'pages/{page}.py')\n"
+            "    at.run()\n"
+            "    assert not at.exception, (page, [e.message for e in at.exception])\n"
+            + "".join(f"    {line}\n" for line in check.splitlines() if line.strip()) +
+            f"    out[page] = [m for m in {HEAVY!r} if m in sys.modules]\n"
+            "print('HEAVY=' + json.dumps(out))\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=Path(APP).parent, capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "ALVA_ASSETS_DIR": str(assets_dir)})
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
+    return json.loads(r.stdout.rsplit("HEAVY=", 1)[1])

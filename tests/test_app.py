@@ -590,24 +590,10 @@ def test_agent_page_steps_plays_and_exports(synthetic):
 def test_pages_import_no_torch_or_umap(synthetic):
     """The hosted demo's memory budget: only the Agent page may import torch; no page imports umap when the
     layouts are shipped or cached (checked in a fresh process, since this one imported torch for the fixture)."""
-    import subprocess
-    import sys
+    from apptest_helpers import heavy_imports
 
-    code = (
-        "import sys\n"
-        "from streamlit.testing.v1 import AppTest\n"
-        "for page in ['overview', 'neighbours', 'precision', 'procrustes']:\n"
-        f"    at = AppTest.from_file({APP!r}, default_timeout=120)\n"
-        "    if page != 'overview': at.switch_page(f'pages/{page}.py')\n"
-        "    at.run()\n"
-        "    assert not at.exception, (page, [e.message for e in at.exception])\n"
-        "    heavy = [m for m in ('torch', 'umap', 'numba', 'transformers', 'open_clip') if m in sys.modules]\n"
-        "    print(page, heavy)\n"
-        "    assert not heavy, (page, heavy)\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "ALVA_ASSETS_DIR": str(synthetic)})
-    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert r.stdout.count("[]") == 4
+    heavy = heavy_imports(["overview", "neighbours", "precision", "procrustes"], synthetic)
+    assert heavy == {p: [] for p in ("overview", "neighbours", "precision", "procrustes")}, heavy
 
 
 def test_report_ship_is_reused_and_goes_stale(synthetic, tmp_path, monkeypatch):

@@ -225,18 +225,7 @@ def test_links_round_trip(gen):
 
 def test_only_the_agent_page_may_import_torch(gen):
     """The Generalisation page stays light (no torch: core.agent is imported by the Agent page only)."""
-    import subprocess
-    import sys
+    from apptest_helpers import heavy_imports
 
-    from test_app import APP, REPO
-
-    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
-            f"at = AppTest.from_file({APP!r}, default_timeout=120)\n"
-            "at.switch_page('pages/generalisation.py'); at.run()\n"
-            "assert not at.exception, [e.message for e in at.exception]\n"
-            "assert len(at.get('vega_lite_chart')) == 6\n"
-            "print([m for m in ('torch', 'umap') if m in sys.modules])\n")
-    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "ALVA_ASSETS_DIR": str(gen)})
-    assert r.returncode == 0, r.stdout + r.stderr[-3000:]
-    assert r.stdout.strip().endswith("[]")
+    heavy = heavy_imports(["generalisation"], gen, check="assert len(at.get('vega_lite_chart')) == 6")
+    assert heavy == {"generalisation": []}, heavy
