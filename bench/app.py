@@ -199,6 +199,9 @@ def settle(page):
 
 def summary(pairs: list[tuple[float, float] | None]) -> dict[str, float]:
     pairs = [p for p in pairs if p is not None]  # rounds whose input was lost every time
+    if not pairs:  # every round's input was lost: nothing to time (printed as such, never as 0)
+        return {"done_median": float("nan"), "done_max": float("nan"), "settled_median": float("nan"),
+                "settled_max": float("nan"), "n": 0}
     done, settled = [p[0] for p in pairs], [p[1] for p in pairs]
     return {"done_median": statistics.median(done), "done_max": max(done),
             "settled_median": statistics.median(settled), "settled_max": max(settled), "n": len(pairs)}
