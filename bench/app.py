@@ -328,7 +328,7 @@ def main() -> int:
                        "open the red door", "go to the yellow key"]
 
             def pick(target):
-                box = page.get_by_role("combobox").first
+                box = page.get_by_test_id("stMain").get_by_role("combobox").first  # the page's, not the sidebar's
                 box.click()
                 box.fill(target)
                 return lambda: page.keyboard.press("Enter")

@@ -150,7 +150,7 @@ class Visitor(threading.Thread):
         slider = page.get_by_role("slider").first
         for key in ("ArrowRight", "ArrowLeft"):
             self._interact(page, "neighbours: k slider", lambda key=key: slider.press(key))
-        box = page.get_by_role("combobox").first
+        box = page.get_by_test_id("stMain").get_by_role("combobox").first  # the page's, not the sidebar's (set)
         box.click()
         box.fill(self.rng.choice(INSTRUCTIONS))
         self._interact(page, "neighbours: instruction", lambda: page.keyboard.press("Enter"))
