@@ -426,7 +426,7 @@ def load_agent(path_or_name: str | Path | None = None) -> ALM:
     from .instructions import InstructionError, preset
 
     try:
-        grammar = preset(config.grammar) if config.grammar else DEFAULT_GRAMMAR
+        grammar = preset(config.grammar or "paper108")
     except InstructionError as e:
         raise CheckpointError(f"{path}: {e}") from None
     want = instruction_set(grammar)

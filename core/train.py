@@ -94,9 +94,9 @@ class TrainConfig:
 
     def grammar_obj(self):
         """The instruction-set preset's Grammar (paper108 when ``grammar`` is empty)."""
-        from .instructions import DEFAULT_GRAMMAR, preset
+        from .instructions import preset
 
-        return preset(self.grammar) if self.grammar else DEFAULT_GRAMMAR
+        return preset(self.grammar or "paper108")
 
     def word_vectors(self) -> tuple[tuple[tuple[float, ...], ...], dict[str, Any] | None]:
         """The LM word init's initial vectors and manifest (core.word_init), or ((), None) for the other inits."""
@@ -428,11 +428,10 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
     from tqdm.auto import tqdm
 
     from .agent import START_ACTION
-
-    from .instructions import DEFAULT_GRAMMAR, preset
+    from .instructions import preset
 
     env_config = env_config or EnvConfig(done_action=agent.config.done_action)
-    grammar = preset(agent.config.grammar) if getattr(agent.config, "grammar", "") else DEFAULT_GRAMMAR
+    grammar = preset(agent.config.grammar or "paper108")
     index = {t: i for i, t in enumerate(agent.config.instructions)}
     success, length = np.zeros(len(jobs), bool), np.zeros(len(jobs), np.int64)
     ends: list = [None] * len(jobs)
@@ -475,7 +474,7 @@ def evaluate(agent, episodes_per_instruction: int = 20, seed: int = 0, instructi
     """
     from .instructions import DEFAULT_GRAMMAR, preset
 
-    grammar = preset(agent.config.grammar) if getattr(agent.config, "grammar", "") else DEFAULT_GRAMMAR
+    grammar = preset(agent.config.grammar or "paper108")
     items = list(instructions or instruction_set(grammar))
     jobs = [(items[i % len(items)], episode_seed("eval", seed, e))
             for e, i in enumerate(range(len(items) * episodes_per_instruction))]

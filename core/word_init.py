@@ -54,10 +54,11 @@ def _token_rows(tok, matrix: np.ndarray, words: Sequence[str], prefix: str) -> t
     return np.stack(rows).astype(np.float64), tokens
 
 
-def source_word_vectors(source: str, vocabulary: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+def source_word_vectors(source: str, vocabulary: Sequence[str], _resolved=None) -> tuple[np.ndarray, dict[str, Any]]:
     """(n_words, D) float64 static vectors of ``vocabulary`` from the model behind ``source``, and their
-    provenance {model, weights_sha256, source_package, source_version, tokens (per word), rule}."""
-    spec, resolved = _spec_and_weights(source)
+    provenance {model, weights_sha256, source_package, source_version, tokens (per word), rule}.
+    ``_resolved``: the (spec, resolved weights) pair when the caller has resolved them already."""
+    spec, resolved = _resolved or _spec_and_weights(source)
     info: dict[str, Any] = {"model": spec.name, "weights_sha256": resolved.weights_sha256,
                             "source_package": resolved.source_package, "source_version": resolved.source_version}
     if source == "spacy":
@@ -121,7 +122,7 @@ def lm_word_init(source: str, vocabulary: Sequence[str], d_model: int) -> tuple[
               "vocabulary": list(vocabulary), "d_model": d_model, "version": WORD_INIT_VERSION}
 
     def compute():
-        V, info = source_word_vectors(source, vocabulary)
+        V, info = source_word_vectors(source, vocabulary, (spec, resolved))
         W, proj = project(V, d_model)
         return {"vectors": W, "manifest": {"word_init": source, **info, "source_dim": int(V.shape[1]),
                                            "projection": proj, "vocabulary": list(vocabulary)}}
