@@ -173,12 +173,13 @@ def _shipped_agents() -> list[tuple[str, int]]:
 
 
 def test_every_shipped_agent_trained_with_recording_has_a_trajectory_with_exact_endpoints():
-    """An agent trained with ``record`` ships its trajectory, and only such an agent does (agents trained before
-    recording existed keep their checkpoints until they are retrained; README, "Alignment across learning")."""
+    """Every shipped agent was trained with ``record`` (the 5 alm seeds and the 3 variants) and ships its
+    trajectory, whose first and last snapshots are the shipped untrained and trained E_L."""
     agents = _shipped_agents()
     recorded = [(n, s) for n, s in agents if store.read_json(
         store.assets_dir() / "agents" / f"{store.embedding_file_name(n, s)}.json")["train_config"].get("record")]
-    assert recorded and available() == recorded
+    assert recorded == agents and len(agents) == 8
+    assert sorted(available()) == sorted(recorded)
     for name, seed in recorded:
         t = load_trajectory(name, seed)
         stem = store.embedding_file_name(name, seed)
