@@ -1,6 +1,6 @@
 """Load benchmark: many visitors at once on one dashboard server.
 
-    python bench/load.py [--visitors 10] [--seconds 120] [--json bench/out/load.json]
+    python bench/load.py [--visitors 10] [--seconds 120] [--no-peer] [--json bench/out/load.json]
 
 Starts ``streamlit run app.py`` on 127.0.0.1 (a free port; the shipped assets, this machine's cache) and one
 headless Chromium (``/usr/bin/chromium``) whose DevTools endpoint listens on 127.0.0.1 only; nothing leaves the
@@ -30,6 +30,12 @@ Measured with bench/app.py's recorders and helpers (the same ``visit``/``interac
 * the server-side script time of every full run (app.py's ``[alva-timing]`` lines): what the server itself spent,
   apart from the browsers';
 * the load average before and after (the figures depend on what else the machine runs).
+
+**The peer under the same load** (skip with ``--no-peer``): the same number of visitors, the same browser, the
+same time, on bench/peer_app.py (``?plotly=1&table=1``: the smallest Streamlit app with a slider, a table and a
+Plotly chart), each moving its slider step after step. It is the framework's floor for this many visitors on this
+machine (websocket, script run, React render, and the browsers' own share of the CPUs); ALVA's p50/p95 are
+printed as ratios to it.
 """
 from __future__ import annotations
 
@@ -175,6 +181,31 @@ class Visitor(threading.Thread):
                 self._interact(page, "agent: step", step.click)
 
 
+class PeerVisitor(Visitor):
+    """A visitor of bench/peer_app.py: opens it once, then moves its slider until the deadline."""
+
+    def run(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        time.sleep(max(0.0, self.start_at - time.monotonic()))
+        try:
+            with sync_playwright() as p:
+                page = new_page(p, self.cdp)
+                self.loads.append(("first visit", *bench_app.visit(page, self.url + "/?plotly=1&table=1")))
+                bench_app.settle(page)
+                slider = page.get_by_role("slider").first
+                while time.monotonic() < self.deadline:
+                    try:
+                        for key in ("ArrowRight", "ArrowLeft"):
+                            self._interact(page, "peer: slider", lambda key=key: slider.press(key))
+                    except Exception as e:
+                        self.errors.append(f"peer slider: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                    self.steps += 1
+                page.context.close()
+        except Exception:
+            self.errors.append("visitor crashed: " + traceback.format_exc(limit=3))
+
+
 def new_page(playwright, cdp: str):
     """A page in a new browser context of the browser at ``cdp``, with bench/app.py's recorders installed and
     its wait conditions polled every POLL_MS (``page.wait_for_function`` is what bench/app.py's helpers call)."""
@@ -213,25 +244,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "max": float(a.max())}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--visitors", type=int, default=10, help="concurrent visitors (browser contexts)")
-    ap.add_argument("--seconds", type=float, default=120, help="how long the visitors keep going")
-    ap.add_argument("--arrival", type=float, default=1.0, help="seconds between two visitors' arrivals")
-    ap.add_argument("--no-warmup", action="store_true", help="measure from a cold server")
-    ap.add_argument("--json", default=str(REPO / "bench" / "out" / "load.json"))
-    args = ap.parse_args()
-    if not Path(bench_app.CHROMIUM).exists():
-        print(f"bench/load.py: {bench_app.CHROMIUM} not found (apt-get install -y chromium); nothing measured")
-        return 0
-    res: dict = {"visitors": args.visitors, "seconds": args.seconds, "cpus": os.cpu_count(),
-                 "load_avg_before": os.getloadavg()}
-    server, url, log = bench_app.serve("app.py", {"ALVA_TIMING": "1"})
+def run_load(script: str, visitor: type, args, warm: bool) -> dict:
+    """Serve ``script``, let ``args.visitors`` visitors of class ``visitor`` at it for ``args.seconds``; the
+    measured figures (see the module docstring)."""
+    res: dict = {"app": script, "load_avg_before": os.getloadavg()}
+    server, url, log = bench_app.serve(script, {"ALVA_TIMING": "1"})
     browser, cdp, profile = None, "", ""
     visitors: list[Visitor] = []
     log_mark = 0
     samples: list[float] = []
     stop = threading.Event()
+    lost_before = len(bench_app.LOST_INPUTS)
 
     def sample_rss() -> None:
         while not stop.is_set():
@@ -244,7 +267,7 @@ def main() -> int:
     try:
         res["server_healthy_s"] = bench_app.wait_healthy(url)
         browser, cdp, profile = start_browser()
-        if not args.no_warmup:
+        if warm:
             t = time.perf_counter()
             res["warm_up_problems"] = warm_up(cdp, url)
             res["warm_up_s"] = time.perf_counter() - t
@@ -253,7 +276,7 @@ def main() -> int:
         threading.Thread(target=sample_rss, daemon=True).start()
         t0 = time.perf_counter()
         t1 = time.monotonic()
-        visitors = [Visitor(i, cdp, url, t1 + i * args.arrival, t1 + args.seconds) for i in range(args.visitors)]
+        visitors = [visitor(i, cdp, url, t1 + i * args.arrival, t1 + args.seconds) for i in range(args.visitors)]
         for v in visitors:
             v.start()
         for v in visitors:
@@ -287,7 +310,8 @@ def main() -> int:
     loads = [x for v in visitors for x in v.loads]
     res.update({
         "errors": errors, "n_errors": n_errors,
-        "lost_inputs": list(bench_app.LOST_INPUTS), "steps": sum(v.steps for v in visitors),
+        "lost_inputs": list(bench_app.LOST_INPUTS[lost_before:]), "steps": sum(v.steps for v in visitors),
+        "n_interactions": len(inter), "n_page_loads": len(loads),
         "interaction_done_s": percentiles([d for _, d, _ in inter]),
         "interaction_settled_s": percentiles([s for _, _, s in inter]),
         "interaction_settled_by_kind_s": {k: percentiles([s for w, _, s in inter if w == k])
@@ -298,17 +322,21 @@ def main() -> int:
         "rss_peak_mb": max([res.get("rss_after_mb", {}).get("VmHWM", 0.0), *samples]),
         "rss_sampled_max_mb": max(samples, default=float("nan")),
     })
+    return res
+
+
+def report(res: dict, args, label: str) -> None:
     lb, la = res["load_avg_before"], res["load_avg_after"]
-    print(f"{args.visitors} concurrent visitors (browser contexts, one Chromium, one server on 127.0.0.1) for "
-          f"{args.seconds:.0f} s; {os.cpu_count()} CPUs; load average before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, "
-          f"after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}")
+    print(f"{label}: {args.visitors} concurrent visitors (browser contexts, one Chromium, one server on "
+          f"127.0.0.1) for {args.seconds:.0f} s; {os.cpu_count()} CPUs; load average before "
+          f"{lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after {la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}")
     if res.get("warm_up_problems"):
         print(f"warm-up ({res['warm_up_s']:.0f} s) did not finish: {'; '.join(res['warm_up_problems'])}")
-    print(f"steps (page visits with their interactions): {res['steps']}; interactions: {len(inter)}; "
-          f"page loads: {len(loads)}")
+    print(f"steps (page visits with their interactions): {res['steps']}; interactions: {res['n_interactions']}; "
+          f"page loads: {res['n_page_loads']}")
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
     print(f"errors: {res['n_errors']} (target 0) {ok(res['n_errors'] == 0)}")
-    for e in errors[:20]:
+    for e in res["errors"][:20]:
         print(f"  {e}")
     ds, ss = res["interaction_done_s"], res["interaction_settled_s"]
     print(f"interaction time, done:    p50 {ds['p50']:.3f} s, p95 {ds['p95']:.3f} s, max {ds['max']:.3f} s")
@@ -325,7 +353,34 @@ def main() -> int:
           f"{ok(res['rss_peak_mb'] <= TARGET_RSS_MB)}; before the visitors "
           f"{res.get('rss_before_mb', {}).get('VmRSS', 0):.0f} MB")
     print(f"inputs that started no rerun within {bench_app.START_WAIT_S:.0f} s (repeated, not errors): "
-          f"{len(bench_app.LOST_INPUTS)}")
+          f"{len(res['lost_inputs'])}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--visitors", type=int, default=10, help="concurrent visitors (browser contexts)")
+    ap.add_argument("--seconds", type=float, default=120, help="how long the visitors keep going")
+    ap.add_argument("--arrival", type=float, default=1.0, help="seconds between two visitors' arrivals")
+    ap.add_argument("--no-warmup", action="store_true", help="measure from a cold server")
+    ap.add_argument("--no-peer", action="store_true", help="skip the peer app under the same load")
+    ap.add_argument("--json", default=str(REPO / "bench" / "out" / "load.json"))
+    args = ap.parse_args()
+    if not Path(bench_app.CHROMIUM).exists():
+        print(f"bench/load.py: {bench_app.CHROMIUM} not found (apt-get install -y chromium); nothing measured")
+        return 0
+    res: dict = {"visitors": args.visitors, "seconds": args.seconds, "cpus": os.cpu_count()}
+    res.update(run_load("app.py", Visitor, args, warm=not args.no_warmup))
+    report(res, args, "ALVA (app.py)")
+    if not args.no_peer:
+        peer = run_load("bench/peer_app.py", PeerVisitor, args, warm=False)
+        res["peer"] = peer
+        print()
+        report(peer, args, "peer (bench/peer_app.py?plotly=1&table=1, its slider)")
+        a, b = res["interaction_settled_s"], peer["interaction_settled_s"]
+        res["ratio_to_peer"] = {q: a[q] / b[q] for q in ("p50", "p95")}
+        print(f"\nratio ALVA / peer under the same load, interaction settled: p50 {a['p50'] / b['p50']:.2f}x, "
+              f"p95 {a['p95'] / b['p95']:.2f}x (the peer's p95 is this machine's floor for {args.visitors} "
+              f"visitors: {b['p95']:.3f} s)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(res, indent=2, default=str))
     return 0

@@ -26,8 +26,14 @@ Architecture (read top to bottom, :class:`ALM`):
    weights of the last block are returned by ``forward(..., return_attention=True)`` as
    (B, n_heads, n_tokens, 7, 7) in display orientation [row, col] (row 6, col 3 = the agent's own cell, the
    agent looks "up"), like :func:`core.env.frame_pov`; they sum to 1 over the 49 visual tokens.
-4. **Head.** The masked mean of the cross-attended language tokens, concatenated with E_L and the context
-   embedding, goes through a residual MLP to logits over the 7 BabyAI actions
+4. **Memory** (``memory``, optional; off in every shipped paper108 agent). ``"gru"``: a GRU cell carries a
+   128-d state across the steps of an episode, h_t = GRU(LayerNorm([pooled_t, context_t]), h_{t-1}), h_0 = 0, where pooled_t
+   is the masked mean of the cross-attended language tokens at step t. The sequence forms of ``+sequence``
+   ("A, then B") need it: the view alone does not say whether A is done. The memory sits after the language
+   encoder, so **E_L is unchanged by it**: it still depends on the instruction only. Training feeds whole
+   episodes (:meth:`ALM.forward_episodes`); acting carries the state (:meth:`ALM.act`'s ``state``).
+5. **Head.** The masked mean of the cross-attended language tokens, concatenated with E_L, the context
+   embedding (and h_t for a memory agent), goes through a residual MLP to logits over the 7 BabyAI actions
    (left, right, forward, pickup, drop, toggle, done). ``done`` is masked (logit -inf) unless the agent was
    trained in done mode; every other action is left to the data.
 
@@ -65,6 +71,7 @@ VIEW = 7
 WORD_INITS = ("identity", "identical", "random", "smollm2", "minilm", "spacy")
 LM_WORD_INITS = WORD_INITS[3:]  # initialised from a language model (core.word_init): need `word_vectors`
 VISIONS = ("symbolic", "resnet-hybrid")
+MEMORIES = ("", "gru")  # "" = none (the paper's agent: a step-wise policy with the previous action as context)
 POOLING = "masked mean over instruction tokens of the language encoder output (after its final LayerNorm)"
 LAYER = "language encoder output (2-layer pre-norm transformer + final LayerNorm), before cross-attention"
 
@@ -81,6 +88,7 @@ class AgentConfig:
     word_init: str = "identity"  # "identity" | "identical" | "random" | "smollm2" | "minilm" | "spacy"
     done_action: bool = False  # trained for the done-action env (otherwise `done` is masked)
     prev_action: bool = True  # feed the previous action (a cheap memory); False = memoryless policy
+    memory: str = ""  # "" (none) | "gru": a recurrent state over the episode's steps (module docstring, 4.)
     vision_pos_std: float = 1.0  # init std of the 7x7 position embeddings (same scale as the cell embeddings)
     d_model: int = 128
     n_heads: int = 4
@@ -102,6 +110,8 @@ class AgentConfig:
             raise ValueError(f"vision must be one of {VISIONS}, got {self.vision!r}")
         if self.word_init not in WORD_INITS:
             raise ValueError(f"word_init must be one of {WORD_INITS}, got {self.word_init!r}")
+        if self.memory not in MEMORIES:
+            raise ValueError(f"memory must be one of {MEMORIES} ('' = none), got {self.memory!r}")
         if len(self.vocabulary) + 1 > self.d_model and self.word_init == "identity":
             raise ValueError("identity word init needs d_model >= vocabulary size + 1")
         object.__setattr__(self, "vocabulary", tuple(self.vocabulary))
@@ -241,6 +251,18 @@ def render_views(grid_rc: np.ndarray, tile: int) -> np.ndarray:
     return np.stack(out)
 
 
+class GRUMemory(nn.Module):
+    """h_t = GRUCell(LayerNorm(x_t), h_{t-1}): the norm keeps the gates out of saturation (the pooled language
+    state has a norm of ~16 at init, which saturated a bare GRU cell: its state stopped carrying anything)."""
+
+    def __init__(self, d_in: int, d: int):
+        super().__init__()
+        self.norm, self.cell = nn.LayerNorm(d_in), nn.GRUCell(d_in, d)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return self.cell(self.norm(x), h)
+
+
 class CrossBlock(nn.Module):
     """Language tokens (queries) attend to visual tokens (keys/values); pre-norm, residual, then FF."""
 
@@ -283,11 +305,13 @@ class ALM(nn.Module):
         self.cross = nn.ModuleList(CrossBlock(d, c.n_heads, 2 * d) for _ in range(c.n_xattn))
         # 4. head
         h = c.head_hidden
-        self.head = nn.Sequential(nn.Linear(3 * d, h), ResidualMLP(h, 2 * h), ResidualMLP(h, 2 * h),
-                                  nn.LayerNorm(h), nn.Linear(h, len(ACTION_NAMES)))
+        self.head = nn.Sequential(nn.Linear((4 if c.memory else 3) * d, h), ResidualMLP(h, 2 * h),
+                                  ResidualMLP(h, 2 * h), nn.LayerNorm(h), nn.Linear(h, len(ACTION_NAMES)))
         self.register_buffer("action_mask", torch.tensor(
             [0.0] * DONE + [0.0 if c.done_action else -math.inf]), persistent=False)
         self._init_words()
+        # 5. memory (built last, so a memoryless agent's initialisation is exactly what it was before memory existed)
+        self.memory = GRUMemory(2 * d, d) if c.memory == "gru" else None
 
     def _init_words(self) -> None:
         n, d = self.words.weight.shape
@@ -313,8 +337,8 @@ class ALM(nn.Module):
         return x, mask, (x * m).sum(1) / m.sum(1)
 
     # -- full policy --------------------------------------------------------------------------------
-    def forward(self, instr_ids, images, directions, prev_actions, return_attention: bool = False):
-        """Action logits (B, 7) [and last-block attention (B, heads, L, 7, 7)]. See the module docstring."""
+    def _features(self, instr_ids, images, directions, prev_actions, return_attention: bool = False):
+        """Per step, no memory: (pooled cross-attended language (B, d), E_L (B, d), context (B, d), attention)."""
         # language: encode each distinct instruction of the batch once
         uniq, inverse = torch.unique(instr_ids, return_inverse=True)
         tok_u, mask_u, el_u = self.encode_language(uniq)
@@ -331,21 +355,74 @@ class ALM(nn.Module):
             q, w = block(q, vis, need_weights=return_attention and i == len(self.cross) - 1)
         m = mask.unsqueeze(-1).float()
         pooled = (q * m).sum(1) / m.sum(1)
-        logits = self.head(torch.cat([pooled, e_l, ctx], -1)) + self.action_mask
+        return pooled, e_l, ctx, w
+
+    def _head(self, pooled, e_l, ctx, h=None):
+        x = [pooled, e_l, ctx] + ([h] if h is not None else [])
+        return self.head(torch.cat(x, -1)) + self.action_mask
+
+    def forward(self, instr_ids, images, directions, prev_actions, return_attention: bool = False):
+        """Action logits (B, 7) [and last-block attention (B, heads, L, 7, 7)] of a memoryless agent, one step per
+        row. A memory agent has no step-wise forward without its state: use :meth:`step` or
+        :meth:`forward_episodes`."""
+        if self.memory is not None:
+            raise ValueError("a memory agent needs its recurrent state: use step(..., state) or forward_episodes()")
+        pooled, e_l, ctx, w = self._features(instr_ids, images, directions, prev_actions, return_attention)
+        logits = self._head(pooled, e_l, ctx)
         if return_attention:
             return logits, w.reshape(*w.shape[:3], VIEW, VIEW)
         return logits
 
-    @torch.no_grad()
-    def act(self, instr_ids, images, directions, prev_actions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Greedy actions (B,), action probabilities (B, 7), attention (B, heads, L, 7, 7) from numpy inputs.
+    def step(self, instr_ids, images, directions, prev_actions, state=None, return_attention: bool = False):
+        """One step of every row: (logits (B, 7), new state (B, d) or None, attention (B, heads, L, 7, 7) or None).
 
-        Inputs go to the agent's device; outputs come back as CPU numpy arrays."""
+        ``state``: the memory's h_{t-1} (B, d); None = zeros (an episode's first step). Memoryless agents return
+        state None."""
+        pooled, e_l, ctx, w = self._features(instr_ids, images, directions, prev_actions, return_attention)
+        h = None
+        if self.memory is not None:
+            if state is None:
+                state = pooled.new_zeros(pooled.shape[0], self.config.d_model)
+            h = self.memory(torch.cat([pooled, ctx], -1), state)
+        logits = self._head(pooled, e_l, ctx, h)
+        return logits, h, (w.reshape(*w.shape[:3], VIEW, VIEW) if return_attention else None)
+
+    def forward_episodes(self, instr_ids, images, directions, prev_actions, mask):
+        """Logits (B, T, 7) of B padded episodes of up to T steps: ``images`` (B, T, 7, 7, 3), ``directions`` /
+        ``prev_actions`` / ``mask`` (B, T), ``instr_ids`` (B,). ``mask`` marks real steps; an episode's steps come
+        first. The step features run on all real steps at once; only the memory runs step after step (from
+        h_0 = 0). Rows at padded steps are 0. Equal to calling :meth:`step` step by step (tests/test_memory.py)."""
+        B, T = mask.shape
+        flat = mask.reshape(-1).nonzero().squeeze(1)
+        rows = instr_ids.repeat_interleave(T)[flat]
+        pooled, e_l, ctx, _ = self._features(rows, images.reshape(B * T, *images.shape[2:])[flat],
+                                             directions.reshape(-1)[flat], prev_actions.reshape(-1)[flat])
+        h_all = None
+        if self.memory is not None:
+            d = self.config.d_model
+            x = pooled.new_zeros(B * T, 2 * d).index_copy(0, flat, torch.cat([pooled, ctx], -1)).reshape(B, T, 2 * d)
+            h, hs = pooled.new_zeros(B, d), []
+            for t in range(T):  # padded steps come after an episode's end: what they compute is never read
+                h = self.memory(x[:, t], h)
+                hs.append(h)
+            h_all = torch.stack(hs, 1).reshape(B * T, d)[flat]
+        logits = self._head(pooled, e_l, ctx, h_all)
+        return logits.new_zeros(B * T, logits.shape[-1]).index_copy(0, flat, logits).reshape(B, T, -1)
+
+    @torch.no_grad()
+    def act(self, instr_ids, images, directions, prev_actions, state=None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor | None]:
+        """Greedy actions (B,), action probabilities (B, 7), attention (B, heads, L, 7, 7) and the memory's new
+        state (B, d) (None for a memoryless agent) from numpy inputs; ``state`` is the previous one (None at an
+        episode's first step).
+
+        Inputs go to the agent's device; outputs come back as CPU numpy arrays (the state stays a tensor)."""
         dev = self.token_ids.device
         t = lambda a: torch.as_tensor(np.asarray(a)).to(dev)  # noqa: E731
-        logits, w = self(t(instr_ids).long(), t(images), t(directions), t(prev_actions), return_attention=True)
+        logits, h, w = self.step(t(instr_ids).long(), t(images), t(directions), t(prev_actions), state=state,
+                                 return_attention=True)
         probs = torch.softmax(logits, -1).cpu()
-        return probs.argmax(-1).numpy(), probs.numpy(), w.cpu().numpy()
+        return probs.argmax(-1).numpy(), probs.numpy(), w.cpu().numpy(), h
 
 
 def build_agent(config: AgentConfig, seed: int) -> ALM:

@@ -47,10 +47,11 @@ def rollout(agent, instruction: str, env_seed: int, tile_size: int = 32, pov_til
     iid = list(agent.config.instructions).index(env.unwrapped.instruction.text)
     words = env.unwrapped.instruction.text.split()
     full, pov, actions, probs, attn = [frame_full(env, tile_size)], [frame_pov(env, pov_tile_size)], [], [], []
-    prev, success, done = START_ACTION, False, False
+    prev, success, done, state = START_ACTION, False, False, None
     while not done:
         o = observe(env)
-        a, p, w = agent.act(np.array([iid]), o["image"][None], np.array([o["direction"]]), np.array([prev]))
+        a, p, w, state = agent.act(np.array([iid]), o["image"][None], np.array([o["direction"]]), np.array([prev]),
+                                   state=state)
         a = int(a[0])
         _, _, term, trunc, info = env.step(a)
         actions.append(a), probs.append(p[0]), attn.append(w[0][:, : len(words)])

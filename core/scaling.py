@@ -64,11 +64,18 @@ def sweep_results_dir() -> Path:
     return store.cache_dir() / "sweeps" / SWEEP
 
 
+def memory_for(name: str) -> str:
+    """The memory an agent on preset ``name`` gets: ``gru`` where the set has sequences (which part is done is
+    not in the view), none otherwise (the paper's step-wise agent)."""
+    return "gru" if preset(name).connectives else ""
+
+
 def agent_name(name: str) -> str:
-    """The agent model name trained on a preset: ``alm`` (paper108), ``alm-location`` ... (core.train.default_name)."""
+    """The agent model name trained on a preset: ``alm`` (paper108), ``alm-location``, ``alm-gru-sequence``
+    (core.train.default_name, with :func:`memory_for`)."""
     from .train import default_name
 
-    return default_name(grammar="" if name == "paper108" else name)
+    return default_name(grammar="" if name == "paper108" else name, memory=memory_for(name))
 
 
 def scaled_k(n: int, k: int = K, n_ref: int = N_COMMON) -> int:

@@ -6,7 +6,9 @@ Read top to bottom:
 2. :func:`train` generates (or loads from the cache) the expert demos, builds the agent with
    :func:`core.agent.build_agent` (``torch.manual_seed(seed)`` first), and minimises the cross-entropy between the
    agent's action logits and the expert's actions with AdamW, linear warm-up then cosine decay, gradient
-   clipping. Mini-batches are drawn from a seeded permutation of all demo steps (epoch after epoch).
+   clipping. Mini-batches are drawn from a seeded permutation of all demo steps (epoch after epoch); for a
+   memory agent (``memory = "gru"``) from a seeded permutation of the demo episodes, whole episodes, about
+   ``batch_size`` steps per batch, so that its state runs from each episode's first step.
    Every ``eval_every`` steps it runs a quick success check (``eval_episodes`` per instruction on eval-seed 1,
    never the episodes of the final evaluation) and saves a resumable training state
    (``cache/train/<name>-s<seed>.state.pt``: weights, optimiser, step, RNG). At the end it evaluates on
@@ -50,6 +52,7 @@ class TrainConfig:
     done_action: bool = False  # done-mode env + done-mode demos
     resnet_weights: str = "imagenet"
     prev_action: bool = True  # the previous action as input (memory)
+    memory: str = ""  # "" | "gru": a recurrent state over the episode (core.agent); trains on whole episodes
     d_model: int = 128  # width (the shipped agents use 128: E_L is 128-d); smaller only for quick tests
     lang_ff: int = 512
     head_hidden: int = 256
@@ -88,7 +91,7 @@ class TrainConfig:
 
         return AgentConfig(vision=self.vision, word_init=self.word_init, done_action=self.done_action,
                            resnet_weights=self.resnet_weights, d_model=self.d_model, lang_ff=self.lang_ff,
-                           head_hidden=self.head_hidden, prev_action=self.prev_action,
+                           head_hidden=self.head_hidden, prev_action=self.prev_action, memory=self.memory,
                            instructions=tuple(self.instructions()), word_vectors=self.word_vectors()[0],
                            vocabulary=self.grammar_obj().vocabulary, grammar=self.grammar)
 
@@ -166,13 +169,14 @@ class TrainConfig:
 
 
 def default_name(vision: str = "symbolic", word_init: str = "identity", done_action: bool = False,
-                 holdout: str = "", grammar: str = "") -> str:
+                 holdout: str = "", grammar: str = "", memory: str = "") -> str:
     """The model name of a variant: ``alm``, ``alm-done``, ``alm-word-random``, ``alm-resnet``,
     ``alm-holdout-colour-object``, ``alm-word-smollm2-holdout-colour-object``, ``alm-location`` (preset
-    ``+location``) ... (checkpoint ``<name>-s<seed>.pt``)."""
+    ``+location``), ``alm-gru-sequence`` (memory ``gru``, preset ``+sequence``) ... (checkpoint
+    ``<name>-s<seed>.pt``)."""
     return ("alm" + ("-done" if done_action else "") + ("" if word_init == "identity" else f"-word-{word_init}")
-            + ("" if vision == "symbolic" else "-resnet") + (f"-holdout-{holdout}" if holdout else "")
-            + (f"-{grammar.lstrip('+')}" if grammar else ""))
+            + ("" if vision == "symbolic" else "-resnet") + (f"-{memory}" if memory else "")
+            + (f"-holdout-{holdout}" if holdout else "") + (f"-{grammar.lstrip('+')}" if grammar else ""))
 
 
 def training_demos(demos, held_out: Sequence[str]):
@@ -202,6 +206,17 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_frac + (1 - cfg.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
 
 
+def episode_batch(starts, lengths, idx):
+    """The steps of the episodes ``idx`` as a padded (B, T) batch: (step index (B, T), mask (B, T)); T = the
+    longest episode's length, padded positions repeat the episode's last step and are masked out."""
+    import torch
+
+    L = lengths[idx]
+    t = torch.arange(int(L.max()), device=L.device)
+    mask = t[None] < L[:, None]
+    return starts[idx][:, None] + torch.minimum(t[None], L[:, None] - 1), mask
+
+
 def demo_tensors(demos) -> dict[str, Any]:
     """The demo steps as torch tensors: images, directions, prev_actions, actions, instruction ids."""
     import torch
@@ -209,7 +224,10 @@ def demo_tensors(demos) -> dict[str, Any]:
     return {"images": torch.from_numpy(demos.images), "directions": torch.from_numpy(demos.directions),
             "prev_actions": torch.from_numpy(demos.prev_actions()),
             "actions": torch.from_numpy(demos.actions.astype(np.int64)),
-            "instr": torch.from_numpy(demos.step_instruction_ids().astype(np.int64))}
+            "instr": torch.from_numpy(demos.step_instruction_ids().astype(np.int64)),
+            "starts": torch.from_numpy(demos.starts[:-1].astype(np.int64)),
+            "lengths": torch.from_numpy(np.diff(demos.starts).astype(np.int64)),
+            "episode_instr": torch.from_numpy(demos.instruction_ids.astype(np.int64))}
 
 
 def _optimizer(agent, cfg: TrainConfig):
@@ -254,19 +272,25 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
                          f"({cfg.grammar or 'paper108'}, {len(cfg.instructions())})")
     demos = training_demos(demos, held_out)
     data = {k: v.to(dev) for k, v in demo_tensors(demos).items()}
-    n = len(data["actions"])
+    n_steps = len(data["actions"])
+    # a memory agent learns from whole episodes (its state runs from each episode's first step): a batch is
+    # `per_batch` episodes, about batch_size steps; otherwise a batch is batch_size steps from any episodes
+    episodic = bool(cfg.memory)
+    n = demos.n_episodes if episodic else n_steps
+    per_batch = max(1, round(cfg.batch_size * demos.n_episodes / n_steps)) if episodic else cfg.batch_size
     # 2. model, optimiser, RNG for batch order
     agent = build_agent(cfg.agent_config(), cfg.seed).to(dev)
     opt = _optimizer(agent, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     perm, pos, step, history, train_time = torch.randperm(n, generator=gen), 0, 0, [], 0.0
+    samples = 0  # demo steps the loss has seen
     loss_ema = acc_ema = None
     record_at, snaps = cfg.record_steps(), {"steps": [], "embeddings": [], "success": []}
     state_path = Path(state_path) if state_path is not None else cfg.state_path()
     if cfg.resume and state_path.exists():
         st = torch.load(state_path, map_location="cpu", weights_only=False)
         free = ("resume", "progress", "stop_after", "device")  # options that do not change what is computed
-        saved = {"record": False, **st["config"]}  # states written before `record` existed
+        saved = {"record": False, "memory": "", **st["config"]}  # states written before these options existed
         if {k: v for k, v in saved.items() if k not in free} != {k: v for k, v in asdict(cfg).items()
                                                                  if k not in free}:
             raise ValueError(f"{state_path} was written with a different TrainConfig; remove it or match it")
@@ -276,6 +300,7 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
         perm, pos, step, history, train_time = st["perm"], st["pos"], st["step"], st["history"], st["train_time"]
         loss_ema, acc_ema = st["loss_ema"], st["acc_ema"]
         snaps = st.get("snapshots", snaps)
+        samples = st.get("samples", step * cfg.batch_size)
         print(f"resumed from {state_path} at step {step}", file=sys.stderr)
     # 3. optimisation (recording reads E_L in eval mode under no_grad and restores train mode; touches no RNG)
     def record() -> None:
@@ -289,15 +314,23 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
     bar = tqdm(total=cfg.steps, initial=step, desc=f"train {cfg.name}-s{cfg.seed}", disable=not cfg.progress)
     t_seg = time.perf_counter()
     while step < cfg.steps:
-        if pos + cfg.batch_size > n:  # new epoch
+        if pos + per_batch > n:  # new epoch
             perm, pos = torch.randperm(n, generator=gen), 0
-        idx = perm[pos: pos + cfg.batch_size].to(dev)
-        pos += cfg.batch_size
+        idx = perm[pos: pos + per_batch].to(dev)
+        pos += per_batch
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        logits = agent(data["instr"][idx], data["images"][idx], data["directions"][idx], data["prev_actions"][idx])
-        target = data["actions"][idx]
+        if episodic:
+            at, mask = episode_batch(data["starts"], data["lengths"], idx)
+            logits = agent.forward_episodes(data["episode_instr"][idx], data["images"][at], data["directions"][at],
+                                            data["prev_actions"][at], mask)[mask]
+            target = data["actions"][at][mask]
+        else:
+            logits = agent(data["instr"][idx], data["images"][idx], data["directions"][idx],
+                           data["prev_actions"][idx])
+            target = data["actions"][idx]
         loss = F.cross_entropy(logits, target)
+        samples += len(target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.grad_clip)
@@ -329,7 +362,7 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
             torch.save({"config": asdict(cfg), "model": agent.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "perm": perm, "pos": pos, "step": step,
                         "history": history, "train_time": train_time, "loss_ema": loss_ema, "acc_ema": acc_ema,
-                        "snapshots": snaps}, state_path)
+                        "snapshots": snaps, "samples": samples}, state_path)
             t_seg = time.perf_counter()
         if cfg.stop_after and step >= cfg.stop_after and step < cfg.steps:
             bar.close()
@@ -367,10 +400,11 @@ def train(cfg: TrainConfig, command: str | None = None, *, demos=None, state_pat
                   "bot_failures_skipped": len(demos.failures), "instructions_trained": len(trained_ids)},
         "holdout": holdout,
         "word_init": cfg.word_vectors()[1],
-        "optimizer_steps": step, "samples_seen": step * cfg.batch_size,
-        "epochs": round(step * cfg.batch_size / n, 3),
+        "optimizer_steps": step, "samples_seen": samples,
+        **({"episodes_per_batch": per_batch} if episodic else {}),
+        "epochs": round(samples / n_steps, 3),
         "training_time_s": round(train_time, 1),
-        "samples_per_s": round(step * cfg.batch_size / max(train_time, 1e-9), 1),
+        "samples_per_s": round(samples / max(train_time, 1e-9), 1),
         "wall_time_s": round(time.perf_counter() - t_start, 1),
         "final_eval_time_s": round(time.perf_counter() - t_eval, 1),
         "n_parameters": sum(p.numel() for p in agent.parameters()),
@@ -442,12 +476,13 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
         ids = np.array([index[jobs[j][0]] for j in chunk])
         prev = np.full(len(chunk), START_ACTION)
         active = list(range(len(chunk)))
+        state = None  # a memory agent's state of the active envs, in `active` order
         while active:
             obs = [observe(envs[k]) for k in active]
-            actions, _, _ = agent.act(ids[active], np.stack([o["image"] for o in obs]),
-                                      np.array([o["direction"] for o in obs]), prev[active])
-            still = []
-            for k, a in zip(active, actions):
+            actions, _, _, state = agent.act(ids[active], np.stack([o["image"] for o in obs]),
+                                             np.array([o["direction"] for o in obs]), prev[active], state=state)
+            still, keep = [], []  # keep: positions (in `active`) of the envs still running
+            for i, (k, a) in enumerate(zip(active, actions)):
                 _, _, term, trunc, info = envs[k].step(int(a))
                 prev[k] = a
                 length[chunk[k]] += 1
@@ -458,7 +493,10 @@ def run_episodes(agent, jobs: Sequence[tuple[str, int]], env_config: EnvConfig |
                     bar.update(1)
                 else:
                     still.append(k)
+                    keep.append(i)
             active = still
+            if state is not None:
+                state = state[keep]
     bar.close()
     if outcomes is not None:
         outcomes.extend(ends)
@@ -523,6 +561,8 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", default="", metavar="SPLIT",
                    help="drop the demos of this split's held-out instructions (python -m core splits)")
     p.add_argument("--done-action", action="store_true", help="done-mode env and demos (`done` required)")
+    p.add_argument("--memory", choices=["", "gru"], default=d.memory,
+                   help="gru: a recurrent state over the episode (needed by +sequence; E_L is unchanged by it)")
     p.add_argument("--resnet-weights", default=d.resnet_weights,
                    help="resnet-hybrid: imagenet (torchvision cache, never downloaded) | random | PATH.pth")
     p.add_argument("--demos", type=int, default=d.demos, help=f"expert episodes (default {d.demos})")
@@ -554,9 +594,10 @@ def cli(argv: list[str]) -> int:
         return _evaluate_cli(argv)
     args = _train_parser().parse_args(argv[1:])
     grammar = "" if args.grammar == "paper108" else args.grammar
-    name = args.name or default_name(args.vision, args.word_init, args.done_action, args.holdout, grammar)
+    name = args.name or default_name(args.vision, args.word_init, args.done_action, args.holdout, grammar,
+                                     args.memory)
     cfg = TrainConfig(seed=args.seed, name=name, vision=args.vision, word_init=args.word_init, holdout=args.holdout,
-                      grammar=grammar,
+                      grammar=grammar, memory=args.memory,
                       done_action=args.done_action, resnet_weights=args.resnet_weights, demos=args.demos,
                       demo_seed=args.demo_seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       warmup=args.warmup, threads=args.threads, eval_every=args.eval_every,

@@ -92,11 +92,11 @@ def option_table(kind: str) -> dict[str, Any]:
 
 
 def _choices(kind: str) -> dict[str, tuple]:
-    from ..agent import VISIONS, WORD_INITS
+    from ..agent import MEMORIES, VISIONS, WORD_INITS
     from ..embedders.registry import DTYPES
     from ..instructions import VERBS
 
-    return {"device": DEVICES, "vision": VISIONS, "word_init": WORD_INITS, "dtype": DTYPES, "verbs": VERBS}
+    return {"device": DEVICES, "vision": VISIONS, "word_init": WORD_INITS, "memory": MEMORIES, "dtype": DTYPES, "verbs": VERBS}
 
 
 _POSITIVE = ("steps", "demos", "batch_size", "threads", "final_episodes", "episodes", "demo_workers", "d_model",
@@ -188,7 +188,7 @@ def _runs_of_block(kind: str, index: int, block: Any) -> list[Run]:
             from ..train import default_name
 
             opts["name"] = default_name(opts["vision"], opts["word_init"], opts["done_action"], opts["holdout"],
-                                        opts["grammar"])
+                                        opts["grammar"], opts["memory"])
         runs.append(Run(kind=kind, id=run_id(kind, opts), options=opts, block=where))
     return runs
 
