@@ -36,7 +36,7 @@ from . import store
 from .instructions import instruction_set, preset
 
 SWEEP = "instruction_sets"
-SETS: tuple[str, ...] = ("paper108", "+colourless", "+location", "+putnext")  # +sequence: not trained (README)
+SETS: tuple[str, ...] = ("paper108", "+colourless", "+location", "+putnext", "+sequence")
 REFERENCES: tuple[str, ...] = ("smollm2-135m", "gemma-3-270m", "all-minilm-l6-v2", "all-mpnet-base-v2",
                                "spacy-en-core-web-md")
 BASELINES: tuple[str, ...] = ("bag-of-words", "factors")
@@ -202,7 +202,9 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: in
                          "k_whole": scaled_k(n), "chance_whole": scaled_k(n) / (n - 1),
                          "agents": len(spaces.get("alm", [])), "demo_episodes": bf["episodes"],
                          "bot_failures": bf["failures"],
-                         "bot_failures_per_form": " ".join(f"{k}:{v}" for k, v in sorted(bf["per_form"].items()))})
+                         "bot_failures_per_form": " ".join(f"{k}:{v}" for k, v in sorted(bf["per_form"].items())),
+                         # reference models without embeddings of this set: not computed (`scaling --embed`)
+                         "references_not_computed": " ".join(m for m in REFERENCES if m not in spaces)})
         refs = [m for m in (*REFERENCES, *BASELINES) if m in spaces]
         for kind in ("alm", "untrained-alm"):
             for seed, A in enumerate(spaces.get(kind, [])):
@@ -311,12 +313,17 @@ def cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m core scaling", description="Alignment as the instruction set grows.")
     p.add_argument("--embed", nargs="*", metavar="PRESET", default=None,
                    help="embed every instruction of these presets with the reference models and baselines")
+    p.add_argument("--models", nargs="*", default=list(REFERENCES), metavar="MODEL",
+                   help="--embed: these reference models only (default: all of %(default)s); the baselines always")
     p.add_argument("--ship", action="store_true", help="ship the sweep's agents' E_L and write the tables")
     p.add_argument("--sets", nargs="*", default=list(SETS), help="presets to analyse (default: %(default)s)")
     args = p.parse_args(argv[1:])
     try:
         for name in args.embed or []:
-            for path in embed_references(name):
+            unknown = sorted(set(args.models) - set(REFERENCES))
+            if unknown:
+                raise ValueError(f"unknown reference model(s) {unknown}; choose from {list(REFERENCES)}")
+            for path in embed_references(name, args.models):
                 print(f"wrote {path}", file=sys.stderr)
         if args.ship:
             ship(args.sets)

@@ -24,6 +24,9 @@ def test_scaled_k_and_null_sizes():
     assert scaling.null_permutations(2754) == 20
     assert scaling.slug("+location") == "location" and scaling.agent_name("+location") == "alm-location"
     assert scaling.agent_name("paper108") == "alm"
+    # the sequence set's agent has a memory (which part of "A, then B" is done is not in the view)
+    assert scaling.memory_for("+sequence") == "gru" and scaling.memory_for("+putnext") == ""
+    assert scaling.agent_name("+sequence") == "alm-gru-sequence"
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,8 @@ def test_tables_are_core_metrics_on_the_shipped_files(shipped_set):
     assert row.seeds == 2 and row.n == 126
     sets = res["sets"].set_index("set")
     assert sets.loc["+colourless", "n"] == 126 and sets.loc["+colourless", "agents"] == 2
+    # no reference model was embedded for this set (baselines only): each is named as not computed
+    assert sets.loc["+colourless", "references_not_computed"].split() == list(scaling.REFERENCES)
     s = res["success"]
     assert set(s[s.set == "+colourless"].run) == {"alm-colourless-s0", "alm-colourless-s1"}
     assert {"form:paper108", "form:colourless"} <= set(s.columns)
@@ -104,6 +109,10 @@ def test_cli_errors_name_the_fix(tmp_path):
     r = subprocess.run([sys.executable, "-m", "core", "scaling", "--embed", "+nonsense"], cwd=REPO, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown instruction-set preset" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "core", "scaling", "--embed", "+location", "--models", "bert-base"],
+                       cwd=REPO, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown reference model(s) ['bert-base']" in r.stderr
+    assert not (tmp_path / "instruction_sets").exists()  # refused before anything was written
     r = subprocess.run([sys.executable, "-m", "core", "metrics", "--grammar", "+location"], cwd=REPO, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no shipped embeddings for instruction set '+location'" in r.stderr

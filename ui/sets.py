@@ -53,6 +53,13 @@ def describe(tok: str, name: str) -> None:
                + (f"; {agents} trained agent seed{'s' if agents != 1 else ''}." if agents else
                   "; no trained agent yet, so the reference is a language model.")
                + " Pick the set in the sidebar.")
+    if name != "paper108":
+        from core.scaling import REFERENCES
+
+        missing = [m for m in REFERENCES if m not in ms]
+        if missing:
+            st.caption(f"Not computed for this set: {', '.join(missing)} (no embeddings shipped). Compute them with "
+                       f"`python -m core scaling --embed {name} --models {' '.join(missing)}`.")
 
 
 def pick_reference(tok: str, name: str, key: str, where=st) -> str:
