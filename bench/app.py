@@ -25,7 +25,11 @@ Measured:
   page), printed by app.py when ``ALVA_TIMING=1``: median and max over all runs, first (cold) runs included;
 * **resident memory** (VmRSS, VmHWM from /proc) of the server process after visiting every page; target <= 1 GB;
 * **the peer** (bench/peer_app.py, the smallest Streamlit app), measured the same way in the same run with the same
-  browser: the framework's floor on this machine; every ALVA figure is also printed as a ratio to it.
+  browser: the framework's floor on this machine; every ALVA figure is also printed as a ratio to it;
+* **the same-elements floor**: the peer loaded with each ALVA page's own count of Vega-Lite charts, Plotly charts,
+  dataframes and images (counted in the browser after the reloads), reloaded and its slider moved (every element
+  redrawn). What a page costs beyond it is ALVA's own work; what the floor costs is the price of showing that
+  many figures with Streamlit in this browser on this machine.
 """
 from __future__ import annotations
 
@@ -236,9 +240,23 @@ def wait_healthy(url: str) -> float:
             time.sleep(0.05)
 
 
-def measure_peer(browser, rounds: int) -> dict:
+ELEMENTS = {"vega": "stVegaLiteChart", "plotly": "stPlotlyChart", "table": "stDataFrame", "image": "stImage"}
+
+
+def count_elements(page) -> dict[str, int]:
+    """How many Vega-Lite charts, Plotly charts, dataframes and images the page shows (its drawing load)."""
+    return {k: page.locator(f"[data-testid='{tid}']").count() for k, tid in ELEMENTS.items()}
+
+
+def peer_query(counts: dict[str, int]) -> str:
+    return "?" + "&".join(f"{k}={v}" for k, v in counts.items() if v)
+
+
+def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = None) -> dict:
     """The framework's floor (bench/peer_app.py), measured the same way: reloads of the bare page, with a
-    20-row table, and with one tiny Plotly chart; the slider on the bare page."""
+    20-row table, and with one tiny Plotly chart; the slider on the bare page. ``like``: {ALVA page: its element
+    counts}: the peer reloaded with the same counts, and its slider moved there (every element redrawn), the floor
+    of drawing that many figures."""
     proc, url, log = serve("bench/peer_app.py", {})
     out: dict = {}
     try:
@@ -257,6 +275,17 @@ def measure_peer(browser, rounds: int) -> dict:
             times.append(interact(page, lambda: slider.press("ArrowRight"), name="peer slider"))
             settle(page)
         out["slider"] = summary(times)
+        for name, counts in (like or {}).items():
+            q = peer_query(counts)
+            visit(page, url + "/" + q)
+            out[f"reload like {name}"] = summary([visit(page, url + "/" + q) for _ in range(rounds)])
+            settle(page)
+            slider = page.get_by_role("slider").first
+            times = []
+            for _ in range(rounds):
+                times.append(interact(page, lambda: slider.press("ArrowRight"), name=f"peer slider like {name}"))
+                settle(page)
+            out[f"slider like {name}"] = summary(times)
         context.close()
     finally:
         proc.terminate()
@@ -288,9 +317,12 @@ def main() -> int:
             cold, warm = {}, {}
             for name, path in PAGES:
                 cold[name] = visit(page, f"{url}/{path}")
+            elements = {}
             for name, path in PAGES:
                 warm[name] = summary([visit(page, f"{url}/{path}") for _ in range(args.rounds)])
-            res["page_first_visit_s"], res["page_reload_s"] = cold, warm
+                settle(page)
+                elements[name] = count_elements(page)
+            res["page_first_visit_s"], res["page_reload_s"], res["page_elements"] = cold, warm, elements
             nav = {}
             titles = {"overview": "Overview", "agent": "Agent", "neighbours": "Neighbours", "P@k": "P@k",
                       "procrustes": "Procrustes UMAP", "why": "Why they align"}
@@ -378,7 +410,7 @@ def main() -> int:
             for name, path in PAGES:  # every page once more, then memory
                 visit(page, f"{url}/{path}")
             res["rss_after_all_mb"] = rss_mb(proc.pid)
-            res["peer_s"] = measure_peer(b, args.rounds)
+            res["peer_s"] = measure_peer(b, args.rounds, like=elements)
             b.close()
     finally:
         proc.terminate()
@@ -421,6 +453,19 @@ def main() -> int:
         print(f"  interaction {k:<26} {v['settled_median'] / floor_i:.2f}x")
     for name, _ in PAGES:
         print(f"  reload {name:<31} {res['page_reload_s'][name]['settled_median'] / floor_r:.2f}x")
+    print("the same-elements floor: the peer with each page's own count of figures and tables "
+          "(bench/peer_app.py?vega=N&plotly=N&table=N&image=N), reloaded and its slider moved (every element "
+          "redrawn); ALVA / that floor, settled medians:")
+    page_of = {"neighbours": "neighbours", "P@k": "P@k", "procrustes": "procrustes", "why": "why", "agent": "agent"}
+    for name, _ in PAGES:
+        f = peer.get(f"reload like {name}")
+        if f:
+            print(f"  reload {name:<12} elements {peer_query(res['page_elements'][name]):<36} floor "
+                  f"{f['settled_median']:.3f} s -> {res['page_reload_s'][name]['settled_median'] / f['settled_median']:.2f}x")
+    for k, v in res["interaction_s"].items():
+        f = peer.get(f"slider like {page_of.get(k.split(':')[0], '')}")
+        if f:
+            print(f"  interaction {k:<26} floor {f['settled_median']:.3f} s -> {v['settled_median'] / f['settled_median']:.2f}x")
     print(f"RSS after every page: {res['rss_after_pages_mb']}; after interactions: {res['rss_after_all_mb']}")
     res["lost_inputs"] = LOST_INPUTS
     print(f"inputs that started no rerun within {START_WAIT_S:.0f} s (repeated): {len(LOST_INPUTS)}"

@@ -237,7 +237,8 @@ def multiverse_section() -> None:
                        "paper's reported range for the model's family; dotted: chance 15/107. Precomputed at "
                        "k = 15 (`python -m core multiverse`); the k above does not apply here.")
             summ = pd.DataFrame(rows)
-            st.dataframe(summ, hide_index=True, key="why_mv_table")
+            with st.expander("Table of the multiverse summary"):
+                st.dataframe(summ, hide_index=True, key="why_mv_table")
             st.download_button("Download the multiverse summary (CSV)", summ.to_csv(index=False).encode(),
                                file_name=f"alva_multiverse_{agent}-s{a_seed}.csv", mime="text/csv", on_click="ignore")
         if absent:
