@@ -122,12 +122,16 @@ def wait_idle(page, timeout=120_000):
                            timeout=timeout)
 
 
-def wait_quiet(page, since: float, timeout_ms: float = 10_000) -> float:
+QUIET_TIMEOUT_MS = 10_000  # how long a screen may keep changing before wait_quiet gives up (bench/load.py: longer)
+
+
+def wait_quiet(page, since: float, timeout_ms: float | None = None) -> float:
     """Wait until no recorded DOM mutation for QUIET_MS; return the time of the last one after ``since``
     (page clock, ms)."""
     page.wait_for_function(
         """q => { const d = window.__dom; const last = d.length ? d[d.length - 1] : 0;
-                  return performance.now() - last >= q; }""", arg=QUIET_MS, timeout=timeout_ms)
+                  return performance.now() - last >= q; }""", arg=QUIET_MS,
+        timeout=QUIET_TIMEOUT_MS if timeout_ms is None else timeout_ms)
     return page.evaluate("s => Math.max(s, ...window.__dom.filter(t => t >= s))", since)
 
 

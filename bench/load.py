@@ -16,7 +16,8 @@ The visitors' browsers share this machine's CPUs with the server (on a real depl
 browser side is kept light: Playwright checks its wait conditions every 100 ms instead of on every animation
 frame of each page (what it notices is unchanged: every time is read from the page's own recorders), visitors
 move between pages in the app rather than reloading it (no new parse of the app's JavaScript per page), and a page
-load may take up to 120 s before it counts as an error (its time is reported either way).
+load, or a screen that keeps changing after a rerun, may take up to 120 s before it counts as an error (its time
+is reported either way).
 
 Measured with bench/app.py's recorders and helpers (the same ``visit``/``interact``/``settle`` code, imported):
 
@@ -61,6 +62,10 @@ REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_app", REPO / "bench" / "app.py")
 bench_app = importlib.util.module_from_spec(_spec)  # bench/app.py's recorders and helpers (not the dashboard's app.py)
 _spec.loader.exec_module(bench_app)
+# Under this load a page's figures may take longer than bench/app.py's 10 s to stop changing (each new browser
+# context parses Plotly's 4.7 MB bundle before its first Plotly chart mounts): the time is measured, up to the
+# page-load limit below, and counted in the percentiles; only beyond it is it an error.
+bench_app.QUIET_TIMEOUT_MS = 120_000
 
 TARGET_P95_S, TARGET_RSS_MB = 1.0, 1536
 POLL_MS = 100  # how often Playwright evaluates bench/app.py's wait conditions in a page

@@ -186,6 +186,15 @@ def bot_failures(name: str, n_demos: int = 50_000, seed: int = 0) -> dict[str, A
     return {"episodes": len(d["instruction_ids"]), "failures": len(d["failures"]), "per_form": forms}
 
 
+def _demo_count(name: str, default: int = 50_000) -> int:
+    """The demo count the preset's agents trained on (their manifests' ``train_config.demos``; ``default`` when
+    none is shipped)."""
+    d = store.assets_dir() / "agents" if name == "paper108" else set_dir(name) / "agents"
+    for p in sorted(d.glob(f"{agent_name(name)}-s*.json")):
+        return int(store.read_json(p)["train_config"]["demos"])
+    return default
+
+
 def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: int | None = None
             ) -> dict[str, pd.DataFrame]:
     """The tables (:data:`FILES`) from the shipped embeddings of ``sets`` (``permutations``: the whole-set null's
@@ -197,7 +206,7 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: in
         g = preset(name)
         n = len(instruction_set(g))
         spaces = _load_set(name)
-        bf = bot_failures(name)
+        bf = bot_failures(name, _demo_count(name))
         set_rows.append({"set": name, "n": n, "vocabulary": len(g.vocabulary), "words": " ".join(g.vocabulary),
                          "k_whole": scaled_k(n), "chance_whole": scaled_k(n) / (n - 1),
                          "agents": len(spaces.get("alm", [])), "demo_episodes": bf["episodes"],
