@@ -110,8 +110,11 @@ def _agent_checkpoint(name: str, root: Path) -> Path:
 def record_params(sweep: Sweep, state: RunState) -> dict[str, Any] | None:
     """The store params of a run's done-record, or None when its checkpoint does not exist (yet)."""
     run, root = state.run, results_root(sweep)
-    params: dict[str, Any] = {"options": {k: v for k, v in run.options.items() if k != "device"},
-                              "root": str(root.resolve())}
+    from .spec import NEUTRAL_DEFAULTS
+
+    opts = {k: v for k, v in run.options.items()
+            if k != "device" and not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])}
+    params: dict[str, Any] = {"options": opts, "root": str(root.resolve())}
     if run.kind in ("evaluate", "embed-agent"):
         path = _agent_checkpoint(run.options["agent"], root)
         if not path.exists():

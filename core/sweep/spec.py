@@ -39,6 +39,9 @@ PHASES: dict[str, int] = {"train": 0, "embed": 0, "baselines": 0, "evaluate": 1,
 TOP_LEVEL = {"name": str, "ship": bool, "retries": int, "description": str}
 SPECS_DIR = Path(__file__).resolve().parents[2] / "sweeps"
 _TRAIN_EXCLUDED = ("out", "resume", "stop_after", "progress")
+#: options added after done-records existed, at the value that computes exactly what the code did before them:
+#: left out of a run's done-record there, so runs recorded earlier stay done (core.sweep.engine.record_params)
+NEUTRAL_DEFAULTS: dict[str, Any] = {"memory": ""}
 _REQUIRED = object()
 
 
