@@ -67,6 +67,22 @@ def test_a_good_spec_expands_its_grid():
     assert [r.phase for r in sweep.runs] == [0, 0, 1, 1, 1, 1] and not sweep.ship and sweep.retries == 1
 
 
+def test_an_option_added_later_keeps_earlier_done_records_only_at_its_neutral_value():
+    """memory = '' computes what the trainer did before the option existed: left out of the done-record (runs
+    recorded earlier stay done); memory = 'gru' is another run and is recorded with it."""
+    from core.sweep.engine import RunState, record_params
+
+    plain = parse(GOOD)
+    gru = parse(GOOD.replace("[[train]]", '[[train]]\nmemory = "gru"'))
+    p0 = record_params(plain, RunState(plain.runs[0]))
+    p1 = record_params(gru, RunState(gru.runs[0]))
+    assert plain.runs[0].options["memory"] == "" and "memory" not in p0["options"]
+    assert p1["options"]["memory"] == "gru" and p1 != p0
+    assert p1["options"]["name"] == "alm-gru"  # its default name says so too
+    assert {k: v for k, v in p1["options"].items() if k not in ("memory", "name")} == {
+        k: v for k, v in p0["options"].items() if k != "name"}
+
+
 def test_the_shipped_spec_reproduces_every_shipped_agent_and_embedding():
     from core.train import TrainConfig
 
