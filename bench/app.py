@@ -190,10 +190,11 @@ def interact(page, action, timeout=120.0, name: str = "") -> tuple[float, float]
     settled = wait_quiet(page, t0)
     runs, inputs, ws = page.evaluate("() => [window.__runs, window.__inputs, window.__ws]")
     i = next((j for j, (s, t) in enumerate(runs) if s == "running" and t >= t0), None)
-    if i is not None:
+    done = None if i is None else next((t for s, t in runs[i:] if s == "notRunning"), None)
+    if done is not None:
         start = max((t for t in inputs if t <= runs[i][1]), default=t0)
-        done = next(t for s, t in runs[i:] if s == "notRunning")
-    else:  # never shown running: the run ended with the last message that reached the page before it settled
+    else:  # never shown running (or a second run started after the first ended unseen): the run ended with the
+        #    last message that reached the page before it settled
         start = max((t for t in inputs if t >= t0), default=t0)
         done = max(t for t in ws if t >= t0)
     return (done - start) / 1000, (max(settled, done) - start) / 1000

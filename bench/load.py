@@ -129,7 +129,7 @@ class Visitor(threading.Thread):
                         if page.locator("[data-testid='stException']").count():
                             self.errors.append(f"{step.__name__}: exception shown on {page.url}")
                     except Exception as e:  # a timeout or a failed step is an error the visitor saw
-                        self.errors.append(f"{step.__name__}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                        self.errors.append(f"{step.__name__}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
                     self.steps += 1
                 page.context.close()
         except Exception:
@@ -204,7 +204,7 @@ class PeerVisitor(Visitor):
                         for key in ("ArrowRight", "ArrowLeft"):
                             self._interact(page, "peer: slider", lambda key=key: slider.press(key))
                     except Exception as e:
-                        self.errors.append(f"peer slider: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                        self.errors.append(f"peer slider: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
                     self.steps += 1
                 page.context.close()
         except Exception:
