@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -103,6 +104,16 @@ RECORDER = """(() => {
   }
 })();"""
 QUIET_MS = 300  # the screen counts as settled when nothing on it changed for this long
+
+
+_TIMING = re.compile(r"\[alva-timing\] (\S+) ([0-9.]+) ([0-9.]+)")
+
+
+def timing_records(log_text: str) -> list[tuple[str, float]]:
+    """(page, s from app.py's first line to the end of the page) of every full run in a server log (app.py's
+    ``[alva-timing]`` lines with ``ALVA_TIMING=1``). Matched anywhere in a line: two sessions printing at once can
+    share one."""
+    return [(m.group(1), float(m.group(3))) for m in _TIMING.finditer(log_text)]
 
 
 def rss_mb(pid: int) -> dict[str, float]:
@@ -272,25 +283,24 @@ def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = 
         for name, query in (("bare", ""), ("table", "?table=1"), ("plotly", "?plotly=1")):
             visit(page, url + "/" + query)  # first visit: imports, Plotly's bundle into the browser cache
             out[f"reload {name}"] = summary([visit(page, url + "/" + query) for _ in range(rounds)])
-        visit(page, url + "/")
-        settle(page)
-        slider = page.get_by_role("slider").first
-        times = []
-        for _ in range(rounds):
-            times.append(interact(page, lambda: slider.press("ArrowRight"), name="peer slider"))
-            settle(page)
-        out["slider"] = summary(times)
-        for name, counts in (like or {}).items():
-            q = peer_query(counts)
-            visit(page, url + "/" + q)
-            out[f"reload like {name}"] = summary([visit(page, url + "/" + q) for _ in range(rounds)])
+
+        def slider_rounds(what: str) -> dict[str, float]:
+            """The peer's slider moved ``rounds`` times on the page as it is, settling in between."""
             settle(page)
             slider = page.get_by_role("slider").first
             times = []
             for _ in range(rounds):
-                times.append(interact(page, lambda: slider.press("ArrowRight"), name=f"peer slider like {name}"))
+                times.append(interact(page, lambda: slider.press("ArrowRight"), name=what))
                 settle(page)
-            out[f"slider like {name}"] = summary(times)
+            return summary(times)
+
+        visit(page, url + "/")
+        out["slider"] = slider_rounds("peer slider")
+        for name, counts in (like or {}).items():
+            q = peer_query(counts)
+            visit(page, url + "/" + q)
+            out[f"reload like {name}"] = summary([visit(page, url + "/" + q) for _ in range(rounds)])
+            out[f"slider like {name}"] = slider_rounds(f"peer slider like {name}")
         context.close()
     finally:
         proc.terminate()
@@ -422,10 +432,8 @@ def main() -> int:
         proc.wait(timeout=15)
         log.close()
     timing: dict[str, list[float]] = {}
-    for line in Path(log.name).read_text().splitlines():
-        if line.startswith("[alva-timing]"):
-            _, page_name, secs, total = line.split()
-            timing.setdefault(page_name, []).append(float(total))
+    for page_name, total in timing_records(Path(log.name).read_text()):
+        timing.setdefault(page_name, []).append(total)
     names = {"overview": "overview", "agent": "agent", "neighbours": "neighbours", "precision": "P@k",
              "procrustes": "procrustes", "why": "why"}
     res["server_script_s"] = {names.get(k, k): {"median": statistics.median(v), "max": max(v), "runs": len(v)}
@@ -465,12 +473,14 @@ def main() -> int:
     for name, _ in PAGES:
         f = peer.get(f"reload like {name}")
         if f:
+            ratio = res["page_reload_s"][name]["settled_median"] / f["settled_median"]
             print(f"  reload {name:<12} elements {peer_query(res['page_elements'][name]):<36} floor "
-                  f"{f['settled_median']:.3f} s -> {res['page_reload_s'][name]['settled_median'] / f['settled_median']:.2f}x")
+                  f"{f['settled_median']:.3f} s -> {ratio:.2f}x")
     for k, v in res["interaction_s"].items():
         f = peer.get(f"slider like {page_of.get(k.split(':')[0], '')}")
         if f:
-            print(f"  interaction {k:<26} floor {f['settled_median']:.3f} s -> {v['settled_median'] / f['settled_median']:.2f}x")
+            print(f"  interaction {k:<26} floor {f['settled_median']:.3f} s -> "
+                  f"{v['settled_median'] / f['settled_median']:.2f}x")
     print(f"RSS after every page: {res['rss_after_pages_mb']}; after interactions: {res['rss_after_all_mb']}")
     res["lost_inputs"] = LOST_INPUTS
     print(f"inputs that started no rerun within {START_WAIT_S:.0f} s (repeated): {len(LOST_INPUTS)}"

@@ -118,7 +118,7 @@ class Visitor(threading.Thread):
         try:
             with sync_playwright() as p:
                 page = new_page(p, self.cdp)
-                walk = [self.neighbours, self.precision, self.procrustes, self.agent, self.overview]
+                walk = self.walk()
                 j, opened = self.i, False
                 while time.monotonic() < self.deadline:
                     step = walk[j % len(walk)] if opened else self.open
@@ -129,13 +129,18 @@ class Visitor(threading.Thread):
                         if page.locator("[data-testid='stException']").count():
                             self.errors.append(f"{step.__name__}: exception shown on {page.url}")
                     except Exception as e:  # a timeout or a failed step is an error the visitor saw
-                        self.errors.append(f"{step.__name__}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
+                        first = (str(e).splitlines() or [""])[0][:200]
+                        self.errors.append(f"{step.__name__}: {type(e).__name__}: {first}")
                     self.steps += 1
                 page.context.close()
         except Exception:
             self.errors.append("visitor crashed: " + traceback.format_exc(limit=3))
 
     # ------------------------------------------------------------------ what a visitor does on each page
+    def walk(self) -> list:
+        """The steps a visitor takes in turn after opening the app (it starts at step ``i``)."""
+        return [self.neighbours, self.precision, self.procrustes, self.agent, self.overview]
+
     def open(self, page) -> None:
         """Open the app (the Overview) in a fresh tab: a page load."""
         self.loads.append(("first visit", *bench_app.visit(page, self.url + "/")))
@@ -187,28 +192,20 @@ class Visitor(threading.Thread):
 
 
 class PeerVisitor(Visitor):
-    """A visitor of bench/peer_app.py: opens it once, then moves its slider until the deadline."""
+    """A visitor of bench/peer_app.py (``?plotly=1&table=1``): opens it once, then moves its slider until the
+    deadline (the same loop, timing and error recording as :class:`Visitor`)."""
 
-    def run(self) -> None:
-        from playwright.sync_api import sync_playwright
+    def walk(self) -> list:
+        return [self.slider]
 
-        time.sleep(max(0.0, self.start_at - time.monotonic()))
-        try:
-            with sync_playwright() as p:
-                page = new_page(p, self.cdp)
-                self.loads.append(("first visit", *bench_app.visit(page, self.url + "/?plotly=1&table=1")))
-                bench_app.settle(page)
-                slider = page.get_by_role("slider").first
-                while time.monotonic() < self.deadline:
-                    try:
-                        for key in ("ArrowRight", "ArrowLeft"):
-                            self._interact(page, "peer: slider", lambda key=key: slider.press(key))
-                    except Exception as e:
-                        self.errors.append(f"peer slider: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
-                    self.steps += 1
-                page.context.close()
-        except Exception:
-            self.errors.append("visitor crashed: " + traceback.format_exc(limit=3))
+    def open(self, page) -> None:
+        self.loads.append(("first visit", *bench_app.visit(page, self.url + "/?plotly=1&table=1")))
+        bench_app.settle(page)
+
+    def slider(self, page) -> None:
+        slider = page.get_by_role("slider").first
+        for key in ("ArrowRight", "ArrowLeft"):
+            self._interact(page, "peer: slider", lambda key=key: slider.press(key))
 
 
 def new_page(playwright, cdp: str):
@@ -309,8 +306,7 @@ def run_load(script: str, visitor: type, args, warm: bool) -> dict:
     errors = [f"{v.name}: {e}" for v in visitors for e in v.errors]
     n_errors = len(errors) + tracebacks
     errors += [f"server log: {tracebacks} traceback(s), see {log.name}"] if tracebacks else []
-    script_s = [float(line.split()[3]) for line in raw_log[log_mark:].decode(errors="replace").splitlines()
-                if line.startswith("[alva-timing]")]
+    script_s = [total for _, total in bench_app.timing_records(raw_log[log_mark:].decode(errors="replace"))]
     inter = [x for v in visitors for x in v.interactions]
     loads = [x for v in visitors for x in v.loads]
     res.update({

@@ -27,11 +27,11 @@ Architecture (read top to bottom, :class:`ALM`):
    (B, n_heads, n_tokens, 7, 7) in display orientation [row, col] (row 6, col 3 = the agent's own cell, the
    agent looks "up"), like :func:`core.env.frame_pov`; they sum to 1 over the 49 visual tokens.
 4. **Memory** (``memory``, optional; off in every shipped paper108 agent). ``"gru"``: a GRU cell carries a
-   128-d state across the steps of an episode, h_t = GRU(LayerNorm([pooled_t, context_t]), h_{t-1}), h_0 = 0, where pooled_t
-   is the masked mean of the cross-attended language tokens at step t. The sequence forms of ``+sequence``
-   ("A, then B") need it: the view alone does not say whether A is done. The memory sits after the language
-   encoder, so **E_L is unchanged by it**: it still depends on the instruction only. Training feeds whole
-   episodes (:meth:`ALM.forward_episodes`); acting carries the state (:meth:`ALM.act`'s ``state``).
+   128-d state across the steps of an episode, h_t = GRU(LayerNorm([pooled_t, context_t]), h_{t-1}), h_0 = 0,
+   where pooled_t is the masked mean of the cross-attended language tokens at step t. The sequence forms of
+   ``+sequence`` ("A, then B") need it: the view alone does not say whether A is done. The memory sits after the
+   language encoder, so **E_L is unchanged by it**: it still depends on the instruction only. Training feeds
+   whole episodes (:meth:`ALM.forward_episodes`); acting carries the state (:meth:`ALM.act`'s ``state``).
 5. **Head.** The masked mean of the cross-attended language tokens, concatenated with E_L, the context
    embedding (and h_t for a memory agent), goes through a residual MLP to logits over the 7 BabyAI actions
    (left, right, forward, pickup, drop, toggle, done). ``done`` is masked (logit -inf) unless the agent was
@@ -367,11 +367,8 @@ class ALM(nn.Module):
         :meth:`forward_episodes`."""
         if self.memory is not None:
             raise ValueError("a memory agent needs its recurrent state: use step(..., state) or forward_episodes()")
-        pooled, e_l, ctx, w = self._features(instr_ids, images, directions, prev_actions, return_attention)
-        logits = self._head(pooled, e_l, ctx)
-        if return_attention:
-            return logits, w.reshape(*w.shape[:3], VIEW, VIEW)
-        return logits
+        logits, _, w = self.step(instr_ids, images, directions, prev_actions, return_attention=return_attention)
+        return (logits, w) if return_attention else logits
 
     def step(self, instr_ids, images, directions, prev_actions, state=None, return_attention: bool = False):
         """One step of every row: (logits (B, 7), new state (B, d) or None, attention (B, heads, L, 7, 7) or None).

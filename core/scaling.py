@@ -186,11 +186,16 @@ def bot_failures(name: str, n_demos: int = 50_000, seed: int = 0) -> dict[str, A
     return {"episodes": len(d["instruction_ids"]), "failures": len(d["failures"]), "per_form": forms}
 
 
+def _agent_manifests(name: str) -> list[Path]:
+    """The shipped manifests of the preset's agents, in seed-file order (``paper108``: assets/agents/alm-s*)."""
+    d = store.assets_dir() / "agents" if name == "paper108" else set_dir(name) / "agents"
+    return sorted(d.glob(f"{agent_name(name)}-s*.json"))
+
+
 def _demo_count(name: str, default: int = 50_000) -> int:
     """The demo count the preset's agents trained on (their manifests' ``train_config.demos``; ``default`` when
     none is shipped)."""
-    d = store.assets_dir() / "agents" if name == "paper108" else set_dir(name) / "agents"
-    for p in sorted(d.glob(f"{agent_name(name)}-s*.json")):
+    for p in _agent_manifests(name):
         return int(store.read_json(p)["train_config"]["demos"])
     return default
 
@@ -245,8 +250,7 @@ def analyse(sets: Sequence[str] = SETS, progress: bool = False, permutations: in
 def _success_table(sets: Sequence[str]) -> pd.DataFrame:
     rows = []
     for name in sets:
-        d = store.assets_dir() / "agents" if name == "paper108" else set_dir(name) / "agents"
-        for p in sorted(d.glob(f"{agent_name(name)}-s*.json")):
+        for p in _agent_manifests(name):
             m = store.read_json(p)
             s = m["success"]
             pi = s["per_instruction"]
@@ -328,10 +332,10 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--sets", nargs="*", default=list(SETS), help="presets to analyse (default: %(default)s)")
     args = p.parse_args(argv[1:])
     try:
+        unknown = sorted(set(args.models) - set(REFERENCES))
+        if args.embed and unknown:
+            raise ValueError(f"unknown reference model(s) {unknown}; choose from {list(REFERENCES)}")
         for name in args.embed or []:
-            unknown = sorted(set(args.models) - set(REFERENCES))
-            if unknown:
-                raise ValueError(f"unknown reference model(s) {unknown}; choose from {list(REFERENCES)}")
             for path in embed_references(name, args.models):
                 print(f"wrote {path}", file=sys.stderr)
         if args.ship:

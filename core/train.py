@@ -546,7 +546,7 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- CLI
 def _train_parser() -> argparse.ArgumentParser:
-    from .agent import WORD_INITS
+    from .agent import MEMORIES, WORD_INITS
 
     d = TrainConfig()
     p = argparse.ArgumentParser(prog="python -m core train", description="Train an ALM by behavioural cloning.")
@@ -561,7 +561,7 @@ def _train_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", default="", metavar="SPLIT",
                    help="drop the demos of this split's held-out instructions (python -m core splits)")
     p.add_argument("--done-action", action="store_true", help="done-mode env and demos (`done` required)")
-    p.add_argument("--memory", choices=["", "gru"], default=d.memory,
+    p.add_argument("--memory", choices=list(MEMORIES), default=d.memory,
                    help="gru: a recurrent state over the episode (needed by +sequence; E_L is unchanged by it)")
     p.add_argument("--resnet-weights", default=d.resnet_weights,
                    help="resnet-hybrid: imagenet (torchvision cache, never downloaded) | random | PATH.pth")

@@ -99,7 +99,8 @@ def _choices(kind: str) -> dict[str, tuple]:
     from ..embedders.registry import DTYPES
     from ..instructions import VERBS
 
-    return {"device": DEVICES, "vision": VISIONS, "word_init": WORD_INITS, "memory": MEMORIES, "dtype": DTYPES, "verbs": VERBS}
+    return {"device": DEVICES, "vision": VISIONS, "word_init": WORD_INITS, "memory": MEMORIES, "dtype": DTYPES,
+            "verbs": VERBS}
 
 
 _POSITIVE = ("steps", "demos", "batch_size", "threads", "final_episodes", "episodes", "demo_workers", "d_model",
