@@ -52,6 +52,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PAGES = [("overview", ""), ("agent", "agent"), ("neighbours", "neighbours"), ("P@k", "precision"),
          ("procrustes", "procrustes"), ("why", "why")]
+#: pages reloaded (and floored) but not navigated to: the other sections of the Why page (its tabs, one per link)
+SECTION_RELOADS = [("why §2", "why?section=organisation"), ("why §3", "why?section=multiverse")]
 #: installed in every page before its scripts run: records, on the page's clock (0 = navigation start), the user's
 #: input events, the app's script-state changes, the arrival of every websocket message from the server and every
 #: DOM mutation that can change what is on screen (mutations inside a <canvas> are the data grid's hidden
@@ -333,7 +335,7 @@ def main() -> int:
             for name, path in PAGES:
                 cold[name] = visit(page, f"{url}/{path}")
             elements = {}
-            for name, path in PAGES:
+            for name, path in PAGES + SECTION_RELOADS:
                 warm[name] = summary([visit(page, f"{url}/{path}") for _ in range(args.rounds)])
                 settle(page)
                 elements[name] = count_elements(page)
@@ -407,6 +409,10 @@ def main() -> int:
                         [lambda c=c: page.get_by_role("radio", name=c, exact=True).first.click() for c in curves])
             else:
                 print("why: no trajectories in assets/trajectories: the curve-metric interaction is not measured")
+            sections = (["2. What organises each space", "3. How robust is each number? The multiverse",
+                         "1. Alignment across learning"] * args.rounds)[: args.rounds]
+            measure("why: section tab", [lambda t=t: page.get_by_role("tab", name=t, exact=True).click()
+                                         for t in sections])
             # Agent: step button (fragment rerun) on a cached episode; and a new (uncached) rollout
             page.goto(f"{url}/agent?instruction={instr}&env=0")
             settle(page)
@@ -452,6 +458,8 @@ def main() -> int:
               f"{sv.get('median', float('nan')):>9.3f}/{sv.get('max', float('nan')):.3f}")
     for k, v in res["interaction_s"].items():
         print(f"interaction {k:<26} {fmt(v)}")
+    for name, _ in SECTION_RELOADS:
+        print(f"reload {name:<26} {fmt(res['page_reload_s'][name])}")
     for k in ("agent_uncached_rollout_s", "agent_cached_rollout_s"):
         if res.get(k):
             print(f"{k:<38} done {res[k][0]:.2f} s, settled {res[k][1]:.2f} s")
@@ -464,13 +472,13 @@ def main() -> int:
           "one Plotly chart")
     for k, v in res["interaction_s"].items():
         print(f"  interaction {k:<26} {v['settled_median'] / floor_i:.2f}x")
-    for name, _ in PAGES:
+    for name, _ in PAGES + SECTION_RELOADS:
         print(f"  reload {name:<31} {res['page_reload_s'][name]['settled_median'] / floor_r:.2f}x")
     print("the same-elements floor: the peer with each page's own count of figures and tables "
           "(bench/peer_app.py?vega=N&plotly=N&table=N&image=N), reloaded and its slider moved (every element "
           "redrawn); ALVA / that floor, settled medians:")
     page_of = {"neighbours": "neighbours", "P@k": "P@k", "procrustes": "procrustes", "why": "why", "agent": "agent"}
-    for name, _ in PAGES:
+    for name, _ in PAGES + SECTION_RELOADS:
         f = peer.get(f"reload like {name}")
         if f:
             ratio = res["page_reload_s"][name]["settled_median"] / f["settled_median"]

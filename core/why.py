@@ -173,6 +173,39 @@ def agent_text(a: PairAnswer) -> str:
     return text + "."
 
 
+def brief_header(a: PairAnswer) -> str:
+    """The line above the brief answers (:func:`answer_brief`): the measure they share."""
+    return f"P@{a.k} against each model (chance {a.chance:.3f}), before → after training:"
+
+
+def answer_brief(a: PairAnswer) -> str:
+    """One short markdown line stating ``a``: P@k before → after training (and its peak), the paper's range, whether
+    the two spaces are organised by different factors, and the multiverse spread. The same numbers as
+    :func:`answer_text`, which says them in full; clauses without data are left out."""
+    text = f"**{a.agent} vs {a.model}**: "
+    if np.isfinite(a.untrained_p):
+        text += f"**{a.untrained_p:.2f}** untrained → **{a.trained_p:.2f}** trained"
+        if np.isfinite(a.peak_p) and a.peak_step is not None and a.peak_p > max(a.trained_p, a.untrained_p):
+            text += f" (highest {a.peak_p:.2f} at step {a.peak_step})"
+    else:
+        text += f"**{a.trained_p:.2f}** trained (untrained not computed)"
+    if a.paper is not None and np.isfinite(a.paper[0]):
+        lo, hi, _ = a.paper
+        text += f"; paper {lo:.2f}" + ("" if lo == hi else f"–{hi:.2f}")
+    org = a.organisation
+    if a.model in org and org[a.model]:
+        mine, theirs = [f for f, _ in org.get(a.agent, [])], [f for f, _ in org[a.model]]
+        text += f". {a.model} is organised by {' and '.join(theirs)}"
+        if mine and not set(mine) & set(theirs):
+            text += f", {a.agent} by {' and '.join(mine)}: they cannot share neighbourhoods"
+        elif set(mine) & set(theirs):
+            text += ", like the agent"
+    if a.multiverse:
+        mv = a.multiverse
+        text += f". Over {int(mv['n_choices']):,} analysis choices: {mv['q05']:.2f}–{mv['q95']:.2f}"
+    return text + "."
+
+
 def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
     """A short markdown paragraph stating ``a`` (every number from ``a``; clauses without data are left out).
     ``with_agent=False`` leaves out what organises the agent (:func:`agent_text`, said once for several pairs)."""

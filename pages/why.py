@@ -12,10 +12,10 @@ from core.embedders import EmbedderError
 from ui import data, state
 from ui import why as V
 from ui.state import CURVE_METRICS, INSTRUCTIONS, N
-from ui.widgets import (finish, instruction_picker, k_slider, models_picker, not_computed, paper108_only,
+from ui.widgets import (finish, folded, instruction_picker, k_slider, models_picker, not_computed, paper108_only,
                         run_fragment, seed_picker, setup)
 
-tok, ctx = setup(("metric", "agent"))
+tok, ctx = setup(("metric", "agent", "section"))
 st.title("Why they align")
 paper108_only("The learning dynamics, layers and factor analyses")
 st.caption("Why does the agent align with a language model as much as it does, and no more? Three kinds of evidence "
@@ -23,10 +23,9 @@ st.caption("Why does the agent align with a language model as much as it does, a
            "grammatical factors organise each space (two spaces organised by different factors cannot share "
            "neighbourhoods), and how much each number moves with the choices an analysis makes.")
 
+SECTIONS = {"learning": "1. Alignment across learning", "organisation": "2. What organises each space",
+            "multiverse": "3. How robust is each number? The multiverse"}  # ui.state.WHY_SECTIONS -> tab label
 CURVE_LABELS = {"pk": "P@k", "cka": "CKA", "rsa": "RSA", "pk_instruction": "P@k of the selected instruction"}
-
-
-_MULTIVERSE_OF = "_why_multiverse_of"  # the (agent, seed, models) the multiverse section was drawn for
 
 
 def selection() -> tuple[str, int, tuple[tuple[str, int | None], ...]]:
@@ -38,22 +37,10 @@ def selection() -> tuple[str, int, tuple[tuple[str, int | None], ...]]:
     return agent, data.space_seed(ctx, agent, seed), pairs
 
 
-def follow_in_multiverse() -> None:
-    """In a fragment run, rerun the whole page when the multiverse section (outside the fragment) is out of date."""
-    from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-    now = selection()
-    if st.session_state.get(_MULTIVERSE_OF) != now:
-        st.session_state[_MULTIVERSE_OF] = now
-        run = get_script_run_ctx()
-        if run is not None and run.fragment_ids_this_run:
-            st.rerun(scope="app")
-
-
 @st.fragment
 def why_page() -> None:
-    """The controls and what depends on k, the instruction or the curve (sections 1, 2 and the answer): one
-    fragment, as on the Neighbours page."""
+    """The controls, the answer and the open section: one fragment, as on the Neighbours page (a control moved
+    reruns this, not the page). Only the open tab's section is computed and sent (Streamlit's lazy tabs)."""
     xtok = V.token(tok)
     agents = state.agents(ctx)
     if not agents:
@@ -74,7 +61,6 @@ def why_page() -> None:
     with c4:
         instr = instruction_picker()
     models = models_picker(ctx)
-    follow_in_multiverse()
     agent, a_seed, pairs = selection()
     if a_seed != seed:
         st.caption(f"{agent} is shipped for seed{'s' if len(ctx['seeds_of'].get(agent, [])) > 1 else ''} "
@@ -100,16 +86,39 @@ def why_page() -> None:
     if answers:
         st.subheader("The answer, from the data")
         box = st.container(border=True)
-        box.markdown(W.agent_text(answers[0]))
-        box.markdown("\n".join(f"- {W.answer_text(a, with_agent=False)}" for a in answers))
+        box.markdown(f"{W.agent_text(answers[0])} {W.brief_header(answers[0])}\n"
+                     + "\n".join(f"- {W.answer_brief(a)}" for a in answers))
+        with box.expander("The answer in full (what each number is)"):
+            st.markdown("\n".join(f"- {W.answer_text(a, with_agent=False)}" for a in answers))
         st.caption("Every number above is computed on this page from the shipped files: P@k of the untrained and "
                    "the trained agent from their embeddings; the highest value along the way from the recorded "
                    "trajectory; the organising factors from η² (a factor counts when its η² is above its null and "
                    f"at least {W.ORGANISED_SHARE:.0%} of the largest); the spread over analysis choices from the "
                    "precomputed multiverse (P@15).")
 
-    # ------------------------------------------------------------------------------------ 1. learning
-    st.header("1. Alignment across learning")
+    state.select("w_section", SECTIONS[st.session_state["section"]])
+    tabs = st.tabs(list(SECTIONS.values()), key="w_section", on_change=_pick_section)
+    with tabs[0]:
+        if tabs[0].open:
+            learning_section(xtok, agent, seed, a_seed, pairs, k, instr, item, traj_seeds, has_traj)
+    with tabs[1]:
+        if tabs[1].open:
+            organisation_section(xtok, agent, a_seed, pairs, k, instr, item)
+    with tabs[2]:
+        if tabs[2].open:
+            multiverse_section(xtok, agent, a_seed, pairs)
+    finish()
+
+
+def _pick_section() -> None:
+    label = st.session_state["w_section"]
+    state.select("section", next((s for s, lab in SECTIONS.items() if lab == label), state.WHY_SECTIONS[0]))
+
+
+def learning_section(xtok: str, agent: str, seed: int, a_seed: int, pairs, k: int, instr: str, item: int,
+                     traj_seeds: list[int], has_traj: bool) -> None:
+    """1. Alignment across learning: the curves of every recorded seed against each model, what organises the
+    agent as it learns, and its task success, on one step axis."""
     if not traj_seeds:
         st.info(f"No training trajectory of `{agent}` is shipped (`assets/trajectories/`): not computed. Record one "
                 "(the same training run, with E_L read at every snapshot step) with:")
@@ -163,15 +172,19 @@ def why_page() -> None:
                        "seeds), only at the steps where it ran: there is no success value between them, and none "
                        f"is drawn. Filled: {data.label(agent, a_seed)}; hollow: the other seeds.")
         if learning is not None:
-            with st.expander(f"Table: {data.label(agent, a_seed)} at each recorded step"):
-                st.dataframe(table, hide_index=True, key="why_curves_table",
-                             column_config={c: st.column_config.NumberColumn(format="%.3f") for c in table.columns
-                                            if c != "step"})
+            with (fold := folded(f"Table: {data.label(agent, a_seed)} at each recorded step", "why_curves_fold")):
+                if fold.open:
+                    st.dataframe(table, hide_index=True, key="why_curves_table",
+                                 column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                for c in table.columns if c != "step"})
             st.download_button("Download the curves of every seed (CSV)", csv, file_name=f"alva_learning_{agent}_{metric}_k{k}.csv",
                                mime="text/csv", on_click="ignore")
 
-    # ------------------------------------------------------------------------------------ 2. organisation
-    st.header("2. What organises each space")
+
+
+def organisation_section(xtok: str, agent: str, a_seed: int, pairs, k: int, instr: str, item: int) -> None:
+    """2. What organises each space: η², LOO accuracy and neighbour shares per factor, for the agent, its untrained
+    twin and each model."""
     u = V.untrained_space(tok, xtok, agent, a_seed)
     spaces = [(agent, a_seed, None), *([u] if u is not None else []), *((m, ms, None) for m, ms in pairs)]
     figs, otable, ocsv = V.organisation_figures(tok, xtok, tuple(spaces), k)
@@ -191,25 +204,18 @@ def why_page() -> None:
                                                          zip(mine["factor"], mine["share"])))
     st.markdown(f"**“{instr}”**: of its {k} nearest neighbours, how many share its level of each factor — "
                 + "; ".join(line) + ".")
-    with st.expander("Table of the factor picture"):
-        st.dataframe(otable, hide_index=True, key="why_org_table",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in otable.columns
-                                    if c not in ("space", "measure")})
+    with (fold := folded("Table of the factor picture", "why_org_fold")):
+        if fold.open:
+            st.dataframe(otable, hide_index=True, key="why_org_table",
+                         column_config={c: st.column_config.NumberColumn(format="%.3f") for c in otable.columns
+                                        if c not in ("space", "measure")})
     st.download_button("Download the factor picture (CSV)", ocsv, file_name=f"alva_factors_k{k}.csv",
                        mime="text/csv", on_click="ignore")
 
-    finish()
 
-
-def multiverse_section() -> None:
-    """Section 3, outside the fragment: it does not depend on k, the instruction or the curve, so moving those
-    reruns only the fragment above; a new agent, seed or model set reruns the whole page (:func:`why_page`)."""
-    if not state.agents(ctx):
-        return
-    xtok = V.token(tok)
-    agent, a_seed, pairs = selection()
-    # ------------------------------------------------------------------------------------ 3. multiverse
-    st.header("3. How robust is each number? The analysis multiverse")
+def multiverse_section(xtok: str, agent: str, a_seed: int, pairs) -> None:
+    """3. How robust is each number: the spread of P@15 over every analysis choice, one chart per pair
+    (precomputed; it does not depend on k, the instruction or the curve)."""
     try:
         mv = V.multiverse(xtok)
     except FileNotFoundError:
@@ -237,14 +243,18 @@ def multiverse_section() -> None:
                        "paper's reported range for the model's family; dotted: chance 15/107. Precomputed at "
                        "k = 15 (`python -m core multiverse`); the k above does not apply here.")
             summ = pd.DataFrame(rows)
-            with st.expander("Table of the multiverse summary"):
-                st.dataframe(summ, hide_index=True, key="why_mv_table")
+            with (fold := folded("Table of the multiverse summary", "why_mv_fold")):
+                if fold.open:
+                    st.dataframe(summ, hide_index=True, key="why_mv_table")
             st.download_button("Download the multiverse summary (CSV)", summ.to_csv(index=False).encode(),
                                file_name=f"alva_multiverse_{agent}-s{a_seed}.csv", mime="text/csv", on_click="ignore")
         if absent:
             st.caption(f"No multiverse rows for {data.label(agent, a_seed)} vs {', '.join(m for m, _ in absent)} "
                        f"(the multiverse covers the models with a layer sweep: {', '.join(mv['references'])}).")
 
+
+def conventions() -> None:
+    """The page's conventions, outside the fragment (they do not change with the selection)."""
     with st.expander("Conventions", expanded=False):
         st.markdown(f"- **P@k:** {metrics.PRECISION_CONVENTIONS}.\n"
                     "- **Trajectories:** E_L read in eval mode at steps 0, 10, …, 200, then every 50, and the last "
@@ -255,5 +265,5 @@ def multiverse_section() -> None:
 
 
 run_fragment(why_page)
-multiverse_section()
+conventions()
 finish()

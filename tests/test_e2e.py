@@ -257,7 +257,7 @@ def test_why_page_deep_link_and_bad_link(app_url, page):
                                                                                 "cka")
     expect(page.get_by_test_id("stSidebar")).to_contain_text(instr)
     expect(page.get_by_text("alm-s1 vs smollm2-135m").first).to_be_visible()  # the summary is about seed 1, k 9
-    expect(page.get_by_text("(P@9; chance").first).to_be_visible()
+    expect(page.get_by_text("P@9 against each model (chance").first).to_be_visible()
     expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible()  # the factor picture at least
     page.goto(f"{app_url}/why?k=0&seed=99&models=gpt-9,smollm2-135m&metric=loss&agent=robot")
     wait_for_app_run(page)
@@ -270,14 +270,19 @@ def test_why_page_deep_link_and_bad_link(app_url, page):
 
 
 def test_why_page_multiverse_follows_a_new_seed(app_url, page):
-    """Moving a control inside the page's fragment reruns the fragment; a new seed also reruns the multiverse
-    section below it (outside the fragment)."""
+    """The sections are tabs computed only when open: a click on the multiverse's tab draws it and puts it in the
+    address bar; a new seed (a control of the page's fragment) redraws it for that seed."""
     page.goto(f"{app_url}/why?models=alm,smollm2-135m&seed=0")
     wait_for_app_run(page)
     heading = page.locator("[data-testid='stMarkdown']")
+    expect(page.locator("[data-testid='stVegaLiteChart']").first).to_be_visible(timeout=120_000)  # section 1
+    expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(0)  # not computed yet
+    page.get_by_role("tab", name="3. How robust is each number? The multiverse").click()
+    wait_for_app_run(page)
     if page.get_by_text("The analysis multiverse is not computed here").count():
         pytest.skip("no multiverse in assets/multiverse")
     expect(heading.filter(has_text=re.compile(r"^alm-s0 vs smollm2-135m$"))).to_have_count(1, timeout=120_000)
+    assert query(page)["section"] == "multiverse"
     box = page.get_by_role("combobox", name=re.compile("Agent seed"))
     box.click()
     page.get_by_role("option", name="alm-s1", exact=True).click()

@@ -129,6 +129,23 @@ def test_answer_states_the_numbers_it_is_given():
            "layers score 0.18 the same way; chance 0.132." in text
 
 
+def test_brief_answer_states_the_same_numbers_in_one_line():
+    a = _answer(multiverse=dict(n_choices=12000, q05=0.12, q95=0.45, median=0.2))
+    brief = why.answer_brief(a)
+    assert "\n" not in brief and brief.startswith("**alm-s0 vs smollm2-135m**: ")
+    for needle in ("**0.67** untrained → **0.19** trained", "(highest 0.74 at step 40)", "paper 0.70–0.73",
+                   "smollm2-135m is organised by verb, alm-s0 by colour and object: they cannot share",
+                   "Over 12,000 analysis choices: 0.12–0.45"):
+        assert needle in brief, needle
+    assert len(brief) < len(why.answer_text(a)) / 2  # the brief is brief; the full answer sits under it
+    assert "P@15 against each model (chance 0.140)" in why.brief_header(a)
+    same = why.answer_brief(_answer(trained_p=0.8, peak_p=0.8, organisation={"alm-s0": [("verb", 0.5)],
+                                                                           "smollm2-135m": [("verb", 0.49)]}))
+    assert "highest" not in same and "organised by verb, like the agent" in same and "cannot" not in same
+    bare = why.answer_brief(_answer(untrained_p=float("nan"), paper=(np.nan, np.nan, ""), organisation={}))
+    assert bare == "**alm-s0 vs smollm2-135m**: **0.19** trained (untrained not computed)."
+
+
 def test_learning_effect_line():
     line = why.learning_effect([0.67, 0.71, np.nan], [0.19, 0.21, 0.3], ["a", "b", "c"], 15)
     assert line == ("P@15 of the untrained agent → the trained agent: a 0.67 → 0.19, b 0.71 → 0.21; "

@@ -139,10 +139,14 @@ def test_why_page_draws_the_data(why_env):
     at = _run("why", {"models": "alm,smollm2-135m,all-minilm-l6-v2"})
     assert not at.exception, [e.message for e in at.exception]
     assert at.title[0].value == "Why they align"
+    assert [t.label for t in at.tabs] == ["1. Alignment across learning", "2. What organises each space",
+                                          "3. How robust is each number? The multiverse"]
+    # only the open section is computed and sent (lazy tabs), and a folded table only once it is opened
+    assert set(_charts(at)) == {"Learning curves: P@k", "Factor eta2 over training", "Success during training"}
+    assert not [d for d in at.dataframe if "step" in d.value.columns]
+    at.session_state["why_curves_fold"] = True
+    at.run()
     charts = _charts(at)
-    assert {"Learning curves: P@k", "Factor eta2 over training", "Success during training",
-            "Multiverse: alm-s0 vs smollm2-135m"} <= set(charts)
-    assert sum(k.startswith("Factor picture: ") for k in charts) == 3
     U0, T0, S = _space("untrained-alm", 0), _space("alm", 0), _space("smollm2-135m")
     # learning curves: P@15 of every snapshot; step 0 = the untrained agent, the last step = the shipped one
     spec, df = charts["Learning curves: P@k"]
@@ -155,6 +159,7 @@ def test_why_page_draws_the_data(why_env):
     assert np.allclose(band["lo"], both.min(0)) and np.allclose(band["hi"], both.max(0))
     tab = next(d.value for d in at.dataframe if "step" in d.value.columns)  # the table under the curves
     assert tab["step"].tolist() == STEPS and np.allclose(tab["smollm2-135m"], p)
+    assert any(b.label.startswith("Download the curves") for b in at.get("download_button"))
     assert df.loc[df["panel"] == "chance", "value"].tolist() == [pytest.approx(15 / 107)]  # the chance rule's row
     assert any(lay["mark"]["type"] == "rule" for lay in spec["layer"])
     # success: points only at the steps where the quick check ran (no interpolation)
@@ -163,6 +168,12 @@ def test_why_page_draws_the_data(why_env):
     assert sorted(sdf.loc[sdf["seed"] == 0, "step"]) == sorted(SUCCESS_AT)
     assert dict(zip(sdf.loc[sdf["seed"] == 0, "step"], sdf.loc[sdf["seed"] == 0, "success"])) == SUCCESS_AT
     # the factor picture: eta2, LOO accuracy, neighbour shares for the agent, its untrained twin and each model
+    at.session_state["section"] = "organisation"  # what the tab's click sets
+    at.session_state["why_org_fold"] = True
+    at.run()
+    assert not at.exception and _qp(at, "section") == "organisation"
+    charts = _charts(at)
+    assert sum(k.startswith("Factor picture: ") for k in charts) == 3 and len(charts) == 3
     org = pd.concat([d for k, (_, d) in charts.items() if k.startswith("Factor picture: ")])
     assert set(org["space"]) == {"alm-s0", "untrained-alm-s0", "smollm2-135m", "all-minilm-l6-v2"}
     from core.controls import factor_separation, neighbour_factor_shares
@@ -177,7 +188,12 @@ def test_why_page_draws_the_data(why_env):
     got = org[(org["space"] == "smollm2-135m") & org["measure"].str.startswith("neighbour")].set_index("factor")
     assert np.allclose(got.loc[sh.index, "value"], sh["share"]) and np.allclose(got.loc[sh.index, "chance"],
                                                                                  sh["chance"])
-    # the multiverse: one chart per pair with rows, the histogram of every choice (trained and untrained twin)
+    # the multiverse: one chart per pair with rows, the histogram of every choice (trained and untrained twin);
+    # a link to the section opens it
+    at = _run("why", {"models": "alm,smollm2-135m,all-minilm-l6-v2", "section": "multiverse"})
+    assert not at.exception and at.session_state["section"] == "multiverse"
+    charts = _charts(at)
+    assert set(charts) == {"Multiverse: alm-s0 vs smollm2-135m"}
     mspec, hist = charts["Multiverse: alm-s0 vs smollm2-135m"]
     assert set(hist["agent"]) == {"alm-s0", "untrained-alm-s0"}
     assert np.allclose(hist.groupby("agent")["share"].sum(), 1) and set(hist["of"]) == {N_CHOICES}
@@ -198,7 +214,6 @@ def test_why_page_draws_the_data(why_env):
     u, t = metrics.precision_at_k(U0, S, 15), metrics.precision_at_k(T0, S, 15)
     assert f"reaches **{u:.2f}**; after 150 training steps, alm-s0 reaches **{t:.2f}**" in text
     assert f"by {abs(t - u):.2f}" in text and f"spans {row['q05']:.2f}–{row['q95']:.2f}" in text
-    assert any(b.label.startswith("Download the curves") for b in at.get("download_button"))
     _valid_vega_lite(charts)
 
 
@@ -252,6 +267,7 @@ def test_deep_link_restores_the_selection_and_the_curve(why_env):
 
 @pytest.mark.parametrize("params,needle,check", [
     ({"metric": "loss"}, "metric must be one of", lambda ss: ss["metric"] == "pk"),
+    ({"section": "appendix"}, "section must be one of", lambda ss: ss["section"] == "learning"),
     ({"agent": "gpt-9"}, "unknown agent", lambda ss: ss["agent"] == "alm"),
     ({"seed": "77"}, "not shipped", lambda ss: ss["seed"] == 0),
     ({"k": "500"}, "1 <= k <= n-1 = 107", lambda ss: ss["k"] == 15),
@@ -270,9 +286,11 @@ def test_missing_trajectory_and_multiverse_say_not_computed(bare_env):
     assert not at.exception, [e.message for e in at.exception]
     codes = [c.value for c in at.code]
     assert any("python -m core train" in c and "--record" in c for c in codes)
-    assert "python -m core multiverse" in codes
     charts = _charts(at)
-    assert not [k for k in charts if k.startswith(("Learning curves", "Success", "Multiverse"))]
+    assert not [k for k in charts if k.startswith(("Learning curves", "Success"))]
+    mv = _run("why", {"models": "alm,smollm2-135m", "section": "multiverse"})
+    assert not mv.exception and "python -m core multiverse" in [c.value for c in mv.code]
+    assert not [k for k in _charts(mv) if k.startswith("Multiverse")]
     text = _texts(at)
     assert "not computed" in text
     u = metrics.precision_at_k(_space("untrained-alm", 0), _space("smollm2-135m"), 15)

@@ -36,6 +36,8 @@ LAYOUTS = ("joint", "own")  #: Procrustes layouts: joint (one UMAP of the aligne
 VIEWS = ("room", "agent")
 #: what the learning curves of the "Why they align" page draw: P@k, CKA, RSA, or P@k of the selected instruction
 CURVE_METRICS = ("pk", "cka", "rsa", "pk_instruction")
+#: the sections of the "Why they align" page (one tab each; only the open one is computed)
+WHY_SECTIONS = ("learning", "organisation", "multiverse")
 #: the held-out splits (core.splits), for the Generalisation page's per-split figures
 SPLITS = tuple(_splits())
 #: the reference language models of the generalisation analysis (core.generalisation.REFERENCES)
@@ -46,7 +48,7 @@ GEN_REFERENCES = _GEN_REFERENCES
 GLOBAL_PARAMS = {"set": "set", "instruction": "instruction", "models": "models", "k": "k", "seed": "seed"}
 PAGE_PARAMS = {"env": "env", "view": "view", "ref": "ref", "colour_by": "colour_by", "step": "step",
                "layout": "layout", "metric": "metric", "agent": "agent", "checkpoint": "checkpoint", "split": "split",
-               "reference": "reference"}
+               "reference": "reference", "section": "section"}
 ALL_PARAMS = {**GLOBAL_PARAMS, **PAGE_PARAMS}
 _LAST = "_qp_last"
 _WARN = "_qp_warnings"
@@ -167,7 +169,7 @@ def defaults(ctx: dict[str, Any]) -> dict[str, Any]:
             "seed": ctx["default_seed"], "env": 0, "view": "room", "ref": ctx["default_ref"],
             "colour_by": "verb", "step": 0, "layout": "joint", "metric": CURVE_METRICS[0],
             "agent": default_agent(ctx), "checkpoint": ctx.get("default_checkpoint", ""), "split": SPLITS[0],
-            "reference": GEN_REFERENCES[0]}
+            "reference": GEN_REFERENCES[0], "section": WHY_SECTIONS[0]}
 
 
 def init(ctx: dict[str, Any]) -> None:
@@ -191,7 +193,7 @@ def apply_query(ctx: dict[str, Any]) -> None:
     changed = {k: v for k, v in qp.items() if last is None or last.get(k) != v}
     ss = st.session_state
     choices = {"view": VIEWS, "colour_by": COLOUR_BY, "layout": LAYOUTS, "metric": CURVE_METRICS,  # one of a list
-               "split": SPLITS, "reference": GEN_REFERENCES}
+               "split": SPLITS, "reference": GEN_REFERENCES, "section": WHY_SECTIONS}
     for key, param in ALL_PARAMS.items():
         if param not in changed or changed[param] is None:
             continue

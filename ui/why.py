@@ -38,6 +38,11 @@ MULTIVERSE_FIGURES = ("n_choices", "q05", "q95", "median", "last_layer", "split_
 #: its data changes), not redrawn from scratch
 METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
 SHARE_MEASURE = "neighbour share"
+#: every chart of this page is drawn on a canvas, without per-mark ARIA labels: its ten charts hold ~2,000 marks,
+#: which as SVG cost ~18,000 DOM attribute writes per page load (measured in Chromium: reload settled 1.13 s as SVG,
+#: 1.05 s as canvas without ARIA, bench/app.py's page). The chart's ``description`` stays its accessible name,
+#: and every number stays in the table and the CSV under it.
+DRAWING = {"usermeta": {"embedOptions": {"renderer": "canvas"}}, "config": {"mark": {"aria": False}}}
 
 
 def token(tok: str) -> str:
@@ -222,7 +227,7 @@ def organisation_figures(tok: str, xtok: str, spaces: tuple[Space, ...], k: int
         tip = [{"field": "space", "type": _N}, {"field": "factor", "type": _N},
                {"field": "value", "type": _Q, "title": measure, "format": ".3f"},
                {"field": "chance", "type": _Q, "title": "chance", "format": ".3f"}]
-        spec = {"description": f"Factor picture: {measure}", "title": measure, "height": 360, "layer": [
+        spec = {**DRAWING, "description": f"Factor picture: {measure}", "title": measure, "height": 360, "layer": [
             {"mark": {"type": "bar"}, "encoding": {"x": x, "xOffset": offset, "y": {**y, "field": "value"},
                                                    "color": colour, "tooltip": tip}},
             {"mark": {"type": "tick", "color": "black", "thickness": 2},
@@ -321,7 +326,7 @@ def learning_figure(tok: str, xtok: str, agent: str, seed: int, models: tuple[tu
                        "encoding": {"y": {**y, "field": "value"},
                                     "tooltip": [{"field": "value", "type": _Q, "title": "chance k/(n−1)",
                                                  "format": ".3f"}]}})
-    spec = {"description": f"Learning curves: {title}", "height": 440, "layer": layers}
+    spec = {**DRAWING, "description": f"Learning curves: {title}", "height": 440, "layer": layers}
     sel = table[table["selected"]]
     wide = sel.pivot_table(index="step", columns="model_file", values="value", sort=False).reset_index()
     wide.columns.name = None
@@ -343,7 +348,7 @@ def success_figure(xtok: str, agent: str, seed: int, max_step: int) -> tuple[dic
     enc = {"x": _step_axis(max_step), "y": {**_y("success", [0, 1.02]), "field": "success"},
            "tooltip": [{"field": "agent", "type": _N}, {"field": "step", "type": _Q},
                        {"field": "success", "type": _Q, "format": ".3f"}]}
-    spec = {"description": "Success during training", "height": 190, "layer": [
+    spec = {**DRAWING, "description": "Success during training", "height": 190, "layer": [
         {"transform": [{"filter": "!datum.selected"}], "mark": {"type": "point", "size": 50, "color": "#999999"},
          "encoding": enc},
         {"transform": [{"filter": "datum.selected"}],
@@ -362,7 +367,7 @@ def factors_over_steps_figure(xtok: str, agent: str, seed: int, max_step: int) -
               "legend": {**TOP_LEGEND, "title": "factor", "symbolType": "circle"}}
     y = _y("η² (variance share)", [0, 1])
     nulls = df.groupby("factor", sort=False)["eta2_null"].first().reset_index().to_dict("records")
-    spec = {"description": "Factor eta2 over training", "height": 300, "layer": [
+    spec = {**DRAWING, "description": "Factor eta2 over training", "height": 300, "layer": [
         {"mark": {"type": "line", "strokeWidth": 2, "point": {"size": 16}},
          "encoding": {"x": _step_axis(max_step), "y": {**y, "field": "eta2"}, "color": colour,
                       "tooltip": [{"field": "factor", "type": _N}, {"field": "step", "type": _Q},
@@ -471,7 +476,8 @@ def multiverse_figure(tok: str, xtok: str, agent: str, seed: int, model: str
                    "encoding": {"x": {**x, "field": "chance"},
                                 "tooltip": [{"field": "chance", "type": _Q, "title": "chance 15/107",
                                              "format": ".3f"}]}})
-    return {"description": f"Multiverse: {series[0][0]} vs {model}", "height": 280, "layer": layers}, hist_df, row
+    return ({**DRAWING, "description": f"Multiverse: {series[0][0]} vs {model}", "height": 280, "layer": layers},
+            hist_df, row)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
