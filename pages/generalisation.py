@@ -12,7 +12,7 @@ import streamlit as st
 from core import generalisation as G
 from ui import data, state
 from ui import generalisation as V
-from ui.widgets import finish, paper108_only, setup
+from ui.widgets import finish, folded, paper108_only, setup
 
 tok, ctx = setup(("split", "reference"))
 st.title("Generalisation")
@@ -44,8 +44,9 @@ if ss["split"] not in splits_shipped and splits_shipped:
 
 def csv_table(df: pd.DataFrame, name: str, key: str, label: str = "the table", **kwargs) -> None:
     """A table and its CSV download, under a figure."""
-    with st.expander(f"Numbers: {label} ({len(df)} rows)"):
-        st.dataframe(df, hide_index=True, key=key, **kwargs)
+    with (fold := folded(f"Numbers: {label} ({len(df)} rows)", f"{key}_fold")):
+        if fold.open:
+            st.dataframe(df, hide_index=True, key=key, **kwargs)
     st.download_button(f"Download {label} (CSV)", df.to_csv(index=False).encode(), file_name=f"alva_{name}.csv",
                        mime="text/csv", on_click="ignore", key=f"dl_{key}")
 

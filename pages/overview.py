@@ -6,7 +6,7 @@ import streamlit as st
 from core import metrics, report
 from core.embedders import NotComputedError
 from ui import data, figures, sets, state, why
-from ui.widgets import finish, setup
+from ui.widgets import finish, folded, setup
 
 tok, ctx = setup()
 st.title("Overview")
@@ -91,22 +91,24 @@ else:
     else:
         st.info("No language or vision-language model has embeddings in `assets/` yet (see the inventory below "
                 "for the commands that compute them).")
-    with st.expander(f"The headline as tables: P@{K}, CI, p, permutation null, agent seeds and the paper's "
-                     "range for models, agent variants and reference rows", expanded=not len(plot)):
-        if len(models):
-            st.subheader("Language and vision-language models")
-            st.dataframe(fmt(models), hide_index=True, column_config=num, key="headline_models")
-        agents = table[(table["kind"] == report.KIND_AGENT) & table["present"]]
-        if len(agents):
-            st.subheader("Agent variants")
-            st.caption(f"The `{ref}` row compares agent seed {ref_seed} with the other agent seeds (seed-to-seed "
-                       "agreement: an upper reference for what any model could reach).")
-            st.dataframe(fmt(agents), hide_index=True, column_config=num, key="headline_agents")
-        base = table[(table["kind"] == report.KIND_BASELINE) & table["present"]]
-        if len(base):
-            st.subheader("Reference rows (baselines, not models)")
-            st.caption(report.BASELINE_WHY)
-            st.dataframe(fmt(base), hide_index=True, column_config=num, key="headline_baselines")
+    with (fold := folded(f"The headline as tables: P@{K}, CI, p, permutation null, agent seeds and the paper's "
+                         "range for models, agent variants and reference rows", "headline_fold",
+                         expanded=not len(plot))):
+        if fold.open:
+            if len(models):
+                st.subheader("Language and vision-language models")
+                st.dataframe(fmt(models), hide_index=True, column_config=num, key="headline_models")
+            agents = table[(table["kind"] == report.KIND_AGENT) & table["present"]]
+            if len(agents):
+                st.subheader("Agent variants")
+                st.caption(f"The `{ref}` row compares agent seed {ref_seed} with the other agent seeds (seed-to-seed "
+                           "agreement: an upper reference for what any model could reach).")
+                st.dataframe(fmt(agents), hide_index=True, column_config=num, key="headline_agents")
+            base = table[(table["kind"] == report.KIND_BASELINE) & table["present"]]
+            if len(base):
+                st.subheader("Reference rows (baselines, not models)")
+                st.caption(report.BASELINE_WHY)
+                st.dataframe(fmt(base), hide_index=True, column_config=num, key="headline_baselines")
     missing = table[~table["present"]]
     if len(missing):
         st.caption(f"Not computed here (no embeddings shipped): {', '.join(missing['model'])} — see the inventory "
@@ -138,9 +140,10 @@ else:
         st.download_button("Download success per form (CSV)", csv, file_name="alva_agent_success.csv",
                            mime="text/csv", on_click="ignore")
     cfg = {c: st.column_config.NumberColumn(format="%.3f") for c in succ.columns if c.startswith("success")}
-    with st.expander("Success per agent as a table (overall, per verb, episodes, steps, config)",
-                     expanded=not len(plot)):
-        st.dataframe(succ, hide_index=True, column_config=cfg, key="success_table")
+    with (fold := folded("Success per agent as a table (overall, per verb, episodes, steps, config)",
+                         "success_fold", expanded=not len(plot))):
+        if fold.open:
+            st.dataframe(succ, hide_index=True, column_config=cfg, key="success_table")
 
 # ------------------------------------------------------------------------------------ inventory
 st.header("Model inventory")
@@ -154,15 +157,16 @@ show = inv[["name", "family", "kind", "paper_family", "present", "seeds_present"
                 "paper_family": "paper family", "seeds_present": "seeds present", "default_pooling": "pooling",
                 "default_layer": "layer", "offline_available": "offline", "compute_command": "compute command"})
 st.dataframe(show, hide_index=True, key="inventory_table")
-with st.expander("Provenance of a shipped embedding file (manifest)"):
-    present = [n for n in ctx["present"]]
-    if present:
-        pick = st.selectbox("Model", present, key="w_manifest_model")
-        seed = data.space_seed(ctx, pick, st.session_state["seed"])
-        try:
-            st.json(data._space(tok, pick, seed)[1], expanded=False)
-        except (NotComputedError, LookupError, ValueError) as e:
-            st.error(str(e))
-    else:
-        st.write("No embeddings present.")
+with (fold := folded("Provenance of a shipped embedding file (manifest)", "manifest_fold")):
+    if fold.open:
+        present = [n for n in ctx["present"]]
+        if present:
+            pick = st.selectbox("Model", present, key="w_manifest_model")
+            seed = data.space_seed(ctx, pick, st.session_state["seed"])
+            try:
+                st.json(data._space(tok, pick, seed)[1], expanded=False)
+            except (NotComputedError, LookupError, ValueError) as e:
+                st.error(str(e))
+        else:
+            st.write("No embeddings present.")
 finish()

@@ -8,7 +8,7 @@ from core import metrics, report
 from core.embedders import EmbedderError
 from ui import data, figures, sets, state
 from ui.state import N
-from ui.widgets import finish, k_slider, models_picker, not_computed, run_fragment, seed_picker, setup
+from ui.widgets import finish, folded, k_slider, models_picker, not_computed, run_fragment, seed_picker, setup
 
 tok, ctx = setup(("ref",))
 st.title("P@k")
@@ -104,23 +104,25 @@ def at_k() -> None:
 run_fragment(at_k)
 
 # ------------------------------------------------------------------------------------ conventions
-with st.expander("Conventions (how every number on this page is computed)", expanded=False):
-    st.markdown(f"- **Neighbours / P@k:** {metrics.PRECISION_CONVENTIONS}.\n"
-                f"- **Permutation band and p:** the model's rows (instruction labels) are shuffled "
-                f"{report.N_PERM} times (numpy `default_rng({report.STAT_SEED})`), neighbours recomputed; band = "
-                f"2.5/97.5 percentiles per k; p = (1 + #null ≥ observed) / (1 + {report.N_PERM}), one-sided.\n"
-                f"- **Bootstrap CI:** instructions resampled with replacement {report.N_BOOT} times "
-                f"(`default_rng({report.STAT_SEED})`), per-instruction P@k fixed, percentile interval.\n"
-                "- **Seeds:** seeded baselines (random draws, untrained agent) use the seed matching the agent seed.\n"
-                "- **Pooling and layer per model** (from each embedding file's manifest):")
-    man_rows = []
-    for m, s in spaces:
-        try:
-            man = data.space(tok, ctx, m, agent_seed)[1]
-        except (EmbedderError, LookupError):
-            continue
-        man_rows.append({"space": data.label(m, s), "family": man.get("family"), "pooling": man.get("pooling"),
-                         "layer": man.get("layer"), "dim": man.get("dim"), "dtype": man.get("dtype"),
-                         "source": man.get("source"), "date": man.get("date")})
-    st.dataframe(pd.DataFrame(man_rows), hide_index=True, key="pk_manifests")
+with (fold := folded("Conventions (how every number on this page is computed)", "pk_conventions_fold")):
+    if fold.open:
+        st.markdown(f"- **Neighbours / P@k:** {metrics.PRECISION_CONVENTIONS}.\n"
+                    f"- **Permutation band and p:** the model's rows (instruction labels) are shuffled "
+                    f"{report.N_PERM} times (numpy `default_rng({report.STAT_SEED})`), neighbours recomputed; band = "
+                    f"2.5/97.5 percentiles per k; p = (1 + #null ≥ observed) / (1 + {report.N_PERM}), one-sided.\n"
+                    f"- **Bootstrap CI:** instructions resampled with replacement {report.N_BOOT} times "
+                    f"(`default_rng({report.STAT_SEED})`), per-instruction P@k fixed, percentile interval.\n"
+                    "- **Seeds:** seeded baselines (random draws, untrained agent) use the seed matching the agent "
+                    "seed.\n"
+                    "- **Pooling and layer per model** (from each embedding file's manifest):")
+        man_rows = []
+        for m, s in spaces:
+            try:
+                man = data.space(tok, ctx, m, agent_seed)[1]
+            except (EmbedderError, LookupError):
+                continue
+            man_rows.append({"space": data.label(m, s), "family": man.get("family"), "pooling": man.get("pooling"),
+                             "layer": man.get("layer"), "dim": man.get("dim"), "dtype": man.get("dtype"),
+                             "source": man.get("source"), "date": man.get("date")})
+        st.dataframe(pd.DataFrame(man_rows), hide_index=True, key="pk_manifests")
 finish()

@@ -3,7 +3,7 @@ import streamlit as st
 
 from core.scaling import NotShippedError
 from ui import data, sets
-from ui.widgets import finish, setup
+from ui.widgets import finish, folded, setup
 
 tok, ctx = setup()
 st.title("Instruction sets")
@@ -47,15 +47,16 @@ c = tables["curve"]
 st.download_button("Download the curve (CSV: view, set, n, agent, reference, mean, sd, seeds, k)",
                    c.to_csv(index=False).encode(), file_name="alva_instruction_sets_curve.csv", mime="text/csv",
                    on_click="ignore", key="sets_curve_csv")
-with st.expander("Per seed: whole-set P@k with the permutation null, and common-108 P@15"):
-    st.dataframe(tables["whole"], hide_index=True, key="sets_whole")
-    st.download_button("Download whole-set P@k (CSV)", tables["whole"].to_csv(index=False).encode(),
-                       file_name="alva_instruction_sets_whole.csv", mime="text/csv", on_click="ignore",
-                       key="sets_whole_csv")
-    st.dataframe(tables["common108"], hide_index=True, key="sets_common")
-    st.download_button("Download common-108 P@15 (CSV)", tables["common108"].to_csv(index=False).encode(),
-                       file_name="alva_instruction_sets_common108.csv", mime="text/csv", on_click="ignore",
-                       key="sets_common_csv")
+with (fold := folded("Per seed: whole-set P@k with the permutation null, and common-108 P@15", "sets_seed_fold")):
+    if fold.open:
+        st.dataframe(tables["whole"], hide_index=True, key="sets_whole")
+        st.download_button("Download whole-set P@k (CSV)", tables["whole"].to_csv(index=False).encode(),
+                           file_name="alva_instruction_sets_whole.csv", mime="text/csv", on_click="ignore",
+                           key="sets_whole_csv")
+        st.dataframe(tables["common108"], hide_index=True, key="sets_common")
+        st.download_button("Download common-108 P@15 (CSV)", tables["common108"].to_csv(index=False).encode(),
+                           file_name="alva_instruction_sets_common108.csv", mime="text/csv", on_click="ignore",
+                           key="sets_common_csv")
 
 st.subheader("Agent success per set")
 succ = tables["success"]
@@ -78,6 +79,7 @@ else:
     st.download_button("Download success per run and form (CSV)", succ.to_csv(index=False).encode(),
                        file_name="alva_instruction_sets_success.csv", mime="text/csv", on_click="ignore",
                        key="sets_success_csv")
-with st.expander("Provenance (manifest)"):
-    st.json(tables["manifest"], expanded=False)
+with (fold := folded("Provenance (manifest)", "sets_manifest_fold")):
+    if fold.open:
+        st.json(tables["manifest"], expanded=False)
 finish()

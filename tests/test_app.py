@@ -163,6 +163,9 @@ def test_every_page_renders_on_shipped_assets(shipped, page):
 def test_overview_headline_and_not_computed(synthetic):
     at = _run()
     assert not at.exception
+    assert not _tables(at, "P@15") and not _tables(at, "success")  # folded under the figures: not sent until opened
+    at.session_state["headline_fold"] = at.session_state["success_fold"] = True  # what opening them sets
+    at.run()
     models = _tables(at, "P@15")
     assert models, "no headline table"
     df = models[0]

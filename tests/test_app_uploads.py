@@ -109,6 +109,7 @@ def test_an_upload_is_a_model_on_every_page_of_its_session(synthetic, no_umap, d
     coords = pd.read_csv(io.BytesIO(downloads["alva_umap_aligned_to_alm.csv"]))
     assert (coords["space"] == "mine").sum() == 108
     # Overview: a row of the headline table (and of its CSV), with its statistics
+    at.session_state["headline_fold"] = True  # the folded tables, opened
     at.switch_page("pages/overview.py").run()
     assert not at.exception, [e.message for e in at.exception]
     head = next(t for t in _tables(at, "P@15") if "mine" in set(t["model"]))

@@ -215,11 +215,12 @@ def overview(tok: str, ctx: dict[str, Any]) -> None:
     form = md.apply(lambda r: " ".join(v for v in (r["verb"], r.get("connective", ""), r.get("location", "") and
                                                    "location") if v), axis=1)
     counts = form.value_counts().rename_axis("form").reset_index(name="instructions")
-    with st.expander("Instructions per form (CSV: every instruction with its factors)"):
-        st.dataframe(counts, hide_index=True, key="set_forms")
-        st.download_button("Download the instructions (CSV)", md.to_csv(index=False).encode(),
-                           file_name=f"alva_{name.lstrip('+')}_instructions.csv", mime="text/csv",
-                           on_click="ignore", key="set_instructions_csv")
+    with (fold := widgets.folded("Instructions per form (CSV: every instruction with its factors)", "set_forms_fold")):
+        if fold.open:
+            st.dataframe(counts, hide_index=True, key="set_forms")
+            st.download_button("Download the instructions (CSV)", md.to_csv(index=False).encode(),
+                               file_name=f"alva_{name.lstrip('+')}_instructions.csv", mime="text/csv",
+                               on_click="ignore", key="set_instructions_csv")
     k = scaled_k(n)
     ref = default_reference(tok, name)
     st.subheader(f"P@{k} of every space against {ref}")

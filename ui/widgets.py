@@ -249,10 +249,10 @@ def trained_marker(manifest: dict[str, Any], instruction: str) -> tuple[bool, st
     return False, f"it trained on the verbs {', '.join(verbs)} only"
 
 
-def folded(label: str, key: str, where=st):
+def folded(label: str, key: str, expanded: bool = False, where=st):
     """A folded section whose content is computed and sent only while it is open (Streamlit's lazy expander:
     ``on_change="rerun"``; draw its content under ``if section.open:``). Opening it reruns the page (or its
     fragment) with the content. A table in a closed plain expander is still sent and mounted by the browser: the
     three folded tables of the Why page cost ~0.3 s of the browser's main thread on every page load (measured with
     Chromium's long-animation-frame entries: 719 ms with them, 395 ms without)."""
-    return where.expander(label, key=key, on_change="rerun")
+    return where.expander(label, expanded=expanded, key=key, on_change="rerun")
