@@ -173,6 +173,13 @@ def agent_text(a: PairAnswer) -> str:
     return text + "."
 
 
+def _peak_between(a: PairAnswer) -> bool:
+    """Whether the trajectory's highest P@k lies above both ends (beyond float noise: the same P@k summed in
+    another order differs in its last bit, and a peak at step 0 is the untrained agent itself)."""
+    return (np.isfinite(a.peak_p) and a.peak_step is not None
+            and a.peak_p > np.nanmax([a.trained_p, a.untrained_p]) + 1e-9)
+
+
 def brief_header(a: PairAnswer) -> str:
     """The line above the brief answers (:func:`answer_brief`): the measure they share."""
     return f"P@{a.k} against each model (chance {a.chance:.3f}), before → after training:"
@@ -185,7 +192,7 @@ def answer_brief(a: PairAnswer) -> str:
     text = f"**{a.agent} vs {a.model}**: "
     if np.isfinite(a.untrained_p):
         text += f"**{a.untrained_p:.2f}** untrained → **{a.trained_p:.2f}** trained"
-        if np.isfinite(a.peak_p) and a.peak_step is not None and a.peak_p > max(a.trained_p, a.untrained_p):
+        if _peak_between(a):
             text += f" (highest {a.peak_p:.2f} at step {a.peak_step})"
     else:
         text += f"**{a.trained_p:.2f}** trained (untrained not computed)"
@@ -215,7 +222,7 @@ def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
         steps = f"{a.final_step} training steps" if a.final_step is not None else "training"
         parts.append(f"the untrained agent ({a.untrained}, zero training steps) reaches **{a.untrained_p:.2f}**; "
                      f"after {steps}, {a.agent} reaches {trained}")
-        if np.isfinite(a.peak_p) and a.peak_step is not None and a.peak_p > max(a.trained_p, a.untrained_p):
+        if _peak_between(a):
             parts.append(f" (highest along the way: {a.peak_p:.2f} at step {a.peak_step})")
         diff = a.trained_p - a.untrained_p
         verb = "lowers" if diff < 0 else "raises"

@@ -142,6 +142,8 @@ def test_brief_answer_states_the_same_numbers_in_one_line():
     same = why.answer_brief(_answer(trained_p=0.8, peak_p=0.8, organisation={"alm-s0": [("verb", 0.5)],
                                                                            "smollm2-135m": [("verb", 0.49)]}))
     assert "highest" not in same and "organised by verb, like the agent" in same and "cannot" not in same
+    at_start = _answer(untrained_p=0.5925925925925926, peak_p=0.5925925925925927, peak_step=0)  # one ulp apart
+    assert "highest" not in why.answer_brief(at_start) and "highest" not in why.answer_text(at_start)
     bare = why.answer_brief(_answer(untrained_p=float("nan"), paper=(np.nan, np.nan, ""), organisation={}))
     assert bare == "**alm-s0 vs smollm2-135m**: **0.19** trained (untrained not computed)."
 
