@@ -21,6 +21,8 @@ st.caption("For the selected instruction, each model's k nearest instructions by
            "broken by instruction order); one column per model. ✓ marks a neighbour that the agent shares; a "
            "column's header gives that model's P@k against the agent for this instruction. Click a cell to make "
            "that neighbour the selected instruction.")
+_SEEN_ROWS = "_nb_disagree_rows"  # the disagreement table's selection last acted on
+
 
 @st.fragment
 def neighbours() -> None:
@@ -122,14 +124,18 @@ def neighbours() -> None:
                              **{m: v for m, v in cols.items()}, "verb": md["verb"], "colour": md["colour"],
                              "object": md["object"], "determiner": md["determiner"]})
         rank = rank.sort_values(f"mean P@{k}", kind="stable").reset_index(drop=True)
-        ev = st.dataframe(rank, hide_index=True, key=f"disagree_{i}_{k}_{'_'.join(lms)}", on_select="rerun",
+        # keyed without k: a k move updates this table in place (a new key would mount a new grid, ~0.1 s in the
+        # browser); the grid keeps its selected row across that move, so only a new selection (a click) selects
+        ev = st.dataframe(rank, hide_index=True, key=f"disagree_{i}_{'_'.join(lms)}", on_select="rerun",
                           selection_mode="single-row", height=400,
                           column_config={c: st.column_config.NumberColumn(format="%.2f")
                                          for c in [f"mean P@{k}", *lms]})
         rows = ev["selection"]["rows"] if ev else []
-        if rows and rank["instruction"][rows[0]] != instr:
-            state.select("instruction", rank["instruction"][rows[0]])
-            state.rerun()
+        if rows != st.session_state.get(_SEEN_ROWS):
+            st.session_state[_SEEN_ROWS] = rows
+            if rows and rank["instruction"][rows[0]] != instr:
+                state.select("instruction", rank["instruction"][rows[0]])
+                state.rerun()
         st.download_button("Download this ranking (CSV)", rank.to_csv(index=False).encode(),
                            file_name=f"alva_disagreement_p{k}.csv", mime="text/csv", on_click="ignore")
     finish()

@@ -294,10 +294,18 @@ def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
     assert q["instruction"] == [at.session_state["instruction"]] and q["seed"] == ["0"]
     rank = _tables(at, "mean P@15")[0]
     assert len(rank) == 108 and rank["mean P@15"].is_monotonic_increasing
-    at.session_state["disagree_0_15_smollm2-135m_all-minilm-l6-v2"] = {
-        "selection": {"rows": [0], "columns": [], "cells": []}}
+    key = "disagree_0_smollm2-135m_all-minilm-l6-v2"  # the table's key holds no k: a k move updates it in place
+    instr = at.session_state["instruction"]
+    mine = int(np.flatnonzero(rank["instruction"] == instr)[0])
+    at.session_state[key] = {"selection": {"rows": [mine], "columns": [], "cells": []}}  # its own row: no change
     at.run()
-    assert at.session_state["instruction"] == rank["instruction"].iloc[0]
+    assert at.session_state["instruction"] == instr
+    at.slider(key="w_k").set_value(3).run()  # the grid keeps that row selected; the ranking at k = 3 differs there
+    assert _tables(at, "mean P@3")[0]["instruction"].iloc[mine] != instr
+    assert at.session_state["instruction"] == instr  # a kept selection is not a new click
+    at.session_state[key] = {"selection": {"rows": [0], "columns": [], "cells": []}}  # a click on the top row
+    at.run()
+    assert at.session_state["instruction"] == _tables(at, "mean P@3")[0]["instruction"].iloc[0] != instr
 
 
 def test_neighbours_agreement_grid_holds_per_item_precision(synthetic):
