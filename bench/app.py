@@ -64,6 +64,7 @@ RECORDER = """(() => {
   window.WebSocket = class extends NativeWebSocket {
     constructor(...args) {
       super(...args);
+      if (window.__wsCreated === undefined) window.__wsCreated = performance.now();  // the page's first socket
       this.addEventListener('message', () => window.__ws.push(performance.now()));
     }
   };
@@ -156,6 +157,14 @@ def visit(page, url) -> tuple[float, float]:
     wait_idle(page)
     done = page.evaluate("() => Math.max(0, ...window.__runs.filter(([s]) => s === 'notRunning').map(([, t]) => t))")
     return done / 1000, max(done, wait_quiet(page, 0)) / 1000
+
+
+def socket_created(page) -> float:
+    """When the page created its websocket (s from navigation start). Streamlit's client first probes the server at
+    the page's own path (``/why/_stcore/health``, a 404 for every page but the main one) and retries at ``/``
+    after a 100 ms back-off (streamlit/streamlit#7074), so a reload of a sub-page connects later than one of
+    ``/``: measured here so that the cost is seen, not guessed."""
+    return page.evaluate("() => window.__wsCreated ?? NaN") / 1000
 
 
 LOST_INPUTS: list[str] = []  # inputs the page received that started no rerun (see interact)
@@ -285,6 +294,7 @@ def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = 
         for name, query in (("bare", ""), ("table", "?table=1"), ("plotly", "?plotly=1")):
             visit(page, url + "/" + query)  # first visit: imports, Plotly's bundle into the browser cache
             out[f"reload {name}"] = summary([visit(page, url + "/" + query) for _ in range(rounds)])
+            out[f"socket created, {name}"] = socket_created(page)
 
         def slider_rounds(what: str) -> dict[str, float]:
             """The peer's slider moved ``rounds`` times on the page as it is, settling in between."""
@@ -334,12 +344,17 @@ def main() -> int:
             cold, warm = {}, {}
             for name, path in PAGES:
                 cold[name] = visit(page, f"{url}/{path}")
-            elements = {}
+            elements, sockets = {}, {}
             for name, path in PAGES + SECTION_RELOADS:
-                warm[name] = summary([visit(page, f"{url}/{path}") for _ in range(args.rounds)])
+                runs, sockets[name] = [], []
+                for _ in range(args.rounds):
+                    runs.append(visit(page, f"{url}/{path}"))
+                    sockets[name].append(socket_created(page))
+                warm[name] = summary(runs)
                 settle(page)
                 elements[name] = count_elements(page)
             res["page_first_visit_s"], res["page_reload_s"], res["page_elements"] = cold, warm, elements
+            res["page_socket_created_s"] = {k: statistics.median(v) for k, v in sockets.items()}
             nav = {}
             titles = {"overview": "Overview", "agent": "Agent", "neighbours": "Neighbours", "P@k": "P@k",
                       "procrustes": "Procrustes UMAP", "why": "Why they align"}
@@ -460,13 +475,15 @@ def main() -> int:
         print(f"interaction {k:<26} {fmt(v)}")
     for name, _ in SECTION_RELOADS:
         print(f"reload {name:<26} {fmt(res['page_reload_s'][name])}")
+    print("websocket created after a reload (s from navigation; a page other than the main one first probes its own "
+          "path, streamlit#7074): " + ", ".join(f"{k} {v:.3f}" for k, v in res["page_socket_created_s"].items()))
     for k in ("agent_uncached_rollout_s", "agent_cached_rollout_s"):
         if res.get(k):
             print(f"{k:<38} done {res[k][0]:.2f} s, settled {res[k][1]:.2f} s")
     peer = res["peer_s"]
     print("peer (bench/peer_app.py: the smallest Streamlit app, same browser, same run), done/settled:")
     for k, v in peer.items():
-        print(f"  {k:<20} {fmt(v)}")
+        print(f"  {k:<20} {fmt(v) if isinstance(v, dict) else f'{v:.3f}'}")
     floor_i, floor_r = peer["slider"]["settled_median"], peer["reload plotly"]["settled_median"]
     print("ratio ALVA / peer (settled medians): interactions over the peer slider, reloads over the peer page with "
           "one Plotly chart")
