@@ -1,5 +1,6 @@
 """Why they align: alignment across learning, what organises each space, and how robust each number is."""
 from contextlib import nullcontext
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -100,7 +101,7 @@ def why_page() -> None:
     tabs = st.tabs(list(SECTIONS.values()), key="w_section", on_change=_pick_section)
     with tabs[0]:
         if tabs[0].open:
-            learning_section(xtok, agent, seed, a_seed, pairs, k, instr, item, traj_seeds, has_traj)
+            learning_section(xtok, agent, a_seed, pairs, k, instr, item, traj_seeds, has_traj)
     with tabs[1]:
         if tabs[1].open:
             organisation_section(xtok, agent, a_seed, pairs, k, instr, item)
@@ -115,7 +116,7 @@ def _pick_section() -> None:
     state.select("section", next((s for s, lab in SECTIONS.items() if lab == label), state.WHY_SECTIONS[0]))
 
 
-def learning_section(xtok: str, agent: str, seed: int, a_seed: int, pairs, k: int, instr: str, item: int,
+def learning_section(xtok: str, agent: str, a_seed: int, pairs, k: int, instr: str, item: int,
                      traj_seeds: list[int], has_traj: bool) -> None:
     """1. Alignment across learning: the curves of every recorded seed against each model, what organises the
     agent as it learns, and its task success, on one step axis."""
@@ -123,63 +124,75 @@ def learning_section(xtok: str, agent: str, seed: int, a_seed: int, pairs, k: in
         st.info(f"No training trajectory of `{agent}` is shipped (`assets/trajectories/`): not computed. Record one "
                 "(the same training run, with E_L read at every snapshot step) with:")
         st.code(V.record_command(agent, a_seed), language="bash")
-    else:
-        if not has_traj:
-            st.warning(f"No trajectory of {data.label(agent, a_seed)} is shipped (recorded seeds: "
-                       f"{', '.join(map(str, traj_seeds))}); the curves show those seeds. Record it with:")
-            st.code(V.record_command(agent, a_seed), language="bash")
-        st.segmented_control("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get,
-                             help="P@k: mean over the 108 instructions; P@k of the selected instruction: that "
-                                  "instruction's share of common neighbours; CKA (linear) and RSA (Spearman) do "
-                                  "not depend on k.", **state.bind("w_metric", "metric"))
-        if st.session_state["metric"] not in CURVE_METRICS:  # a segmented control can be cleared
-            state.select("metric", CURVE_METRICS[0])
-        metric = st.session_state["metric"]
-        slow = metric in ("cka", "rsa")  # dynamics.trajectory_metrics: P@15, CKA and RSA of every snapshot, once
-        try:
-            busy = (f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
-                    f"{len(pairs)} model(s) (once: kept in the cache afterwards)…")
-            with st.spinner(busy) if slow else nullcontext():
-                learning = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
-                                             item if metric == "pk_instruction" else -1) if pairs else None
-            max_step = int(max(V.trajectory(xtok, agent, s).steps[-1] for s in traj_seeds))
-        except (TrajectoryError, EmbedderError, LookupError, ValueError) as e:
-            st.error(str(e))
-            learning, traj_seeds, has_traj = None, [], False
-        if learning is not None:
-            spec, plot, table, csv = learning
-            st.vega_lite_chart(plot, spec, key="why_curves", width="stretch")
-            what = {"pk": f"P@{k} (mean over the 108 instructions)",
-                    "pk_instruction": f"P@{k} of “{instr}” alone (its share of common neighbours)",
-                    "cka": "linear CKA (columns centred)", "rsa": "RSA (Spearman correlation of cosine-distance "
-                    "RDMs)"}[metric]
-            st.caption(f"{what} between the agent's instruction embeddings E_L at every recorded training step and "
-                       f"each model, one colour per model. Bold with points: {data.label(agent, a_seed)}; thin lines "
-                       f"and the shaded band: the other recorded seeds ({', '.join(map(str, traj_seeds))}), min to "
-                       "max. Step 0 is the untrained agent, the last step the shipped one. "
-                       + ("Dotted: chance k/(n−1). " if metric.startswith("pk") else "")
-                       + "Hover for the values.")
-        if has_traj:
-            fspec, fdata = V.factors_over_steps_figure(xtok, agent, a_seed, max_step)
-            st.vega_lite_chart(fdata, fspec, key="why_factors_steps", width="stretch")
-            st.caption(f"What organises {data.label(agent, a_seed)} as it learns: η² of each factor (the share of "
-                       "the variance of the L2-normalised embeddings explained by the factor's levels) at every "
-                       "recorded step; dotted: each factor's null (L−1)/(n−1).")
-        if traj_seeds:
-            sspec, sdata = V.success_figure(xtok, agent, a_seed, max_step)
-            st.vega_lite_chart(sdata, sspec, key="why_success", width="stretch")
-            st.caption("Task success of the quick check run during training (greedy episodes on held-out environment "
-                       "seeds), only at the steps where it ran: there is no success value between them, and none "
-                       f"is drawn. Filled: {data.label(agent, a_seed)}; hollow: the other seeds.")
-        if learning is not None:
-            with (fold := folded(f"Table: {data.label(agent, a_seed)} at each recorded step", "why_curves_fold")):
-                if fold.open:
-                    st.dataframe(table, hide_index=True, key="why_curves_table",
-                                 column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                                for c in table.columns if c != "step"})
-            st.download_button("Download the curves of every seed (CSV)", csv, file_name=f"alva_learning_{agent}_{metric}_k{k}.csv",
-                               mime="text/csv", on_click="ignore")
+        return
+    if not has_traj:
+        st.warning(f"No trajectory of {data.label(agent, a_seed)} is shipped (recorded seeds: "
+                   f"{', '.join(map(str, traj_seeds))}); the curves show those seeds. Record it with:")
+        st.code(V.record_command(agent, a_seed), language="bash")
+    try:
+        max_step = int(max(V.trajectory(xtok, agent, s).steps[-1] for s in traj_seeds))
+    except (TrajectoryError, ValueError) as e:
+        st.error(str(e))
+        return
+    run_fragment(partial(learning_curves, xtok, agent, a_seed, pairs, k, instr, item, traj_seeds))
+    if has_traj:
+        fspec, fdata = V.factors_over_steps_figure(xtok, agent, a_seed, max_step)
+        st.vega_lite_chart(fdata, fspec, key="why_factors_steps", width="stretch")
+        st.caption(f"What organises {data.label(agent, a_seed)} as it learns: η² of each factor (the share of "
+                   "the variance of the L2-normalised embeddings explained by the factor's levels) at every "
+                   "recorded step; dotted: each factor's null (L−1)/(n−1).")
+    sspec, sdata = V.success_figure(xtok, agent, a_seed, max_step)
+    st.vega_lite_chart(sdata, sspec, key="why_success", width="stretch")
+    st.caption("Task success of the quick check run during training (greedy episodes on held-out environment "
+               "seeds), only at the steps where it ran: there is no success value between them, and none "
+               f"is drawn. Filled: {data.label(agent, a_seed)}; hollow: the other seeds.")
 
+
+@st.fragment
+def learning_curves(xtok: str, agent: str, a_seed: int, pairs, k: int, instr: str, item: int,
+                    traj_seeds: list[int]) -> None:
+    """The curve picker and the learning curves with their table and CSV: a fragment inside the page's fragment,
+    so a new curve reruns only this (the controls, the answer and the other charts do not depend on it)."""
+    st.segmented_control("Curve", CURVE_METRICS, format_func=CURVE_LABELS.get,
+                         help="P@k: mean over the 108 instructions; P@k of the selected instruction: that "
+                              "instruction's share of common neighbours; CKA (linear) and RSA (Spearman) do "
+                              "not depend on k.", **state.bind("w_metric", "metric"))
+    if st.session_state["metric"] not in CURVE_METRICS:  # a segmented control can be cleared
+        state.select("metric", CURVE_METRICS[0])
+    metric = st.session_state["metric"]
+    if not pairs:
+        finish()
+        return
+    slow = metric in ("cka", "rsa")  # dynamics.trajectory_metrics: P@15, CKA and RSA of every snapshot, once
+    try:
+        busy = (f"Computing P@15, CKA and RSA of every snapshot of {len(traj_seeds)} seed(s) against "
+                f"{len(pairs)} model(s) (once: kept in the cache afterwards)…")
+        with st.spinner(busy) if slow else nullcontext():
+            spec, plot, table, csv = V.learning_figure(tok, xtok, agent, a_seed, pairs, k, metric,
+                                                       item if metric == "pk_instruction" else -1)
+    except (TrajectoryError, EmbedderError, LookupError, ValueError) as e:
+        st.error(str(e))
+        finish()
+        return
+    st.vega_lite_chart(plot, spec, key="why_curves", width="stretch")
+    what = {"pk": f"P@{k} (mean over the 108 instructions)",
+            "pk_instruction": f"P@{k} of “{instr}” alone (its share of common neighbours)",
+            "cka": "linear CKA (columns centred)", "rsa": "RSA (Spearman correlation of cosine-distance "
+            "RDMs)"}[metric]
+    st.caption(f"{what} between the agent's instruction embeddings E_L at every recorded training step and "
+               f"each model, one colour per model. Bold with points: {data.label(agent, a_seed)}; thin lines "
+               f"and the shaded band: the other recorded seeds ({', '.join(map(str, traj_seeds))}), min to "
+               "max. Step 0 is the untrained agent, the last step the shipped one. "
+               + ("Dotted: chance k/(n−1). " if metric.startswith("pk") else "")
+               + "Hover for the values; the table and the CSV below hold them.")
+    with (fold := folded(f"Table: {data.label(agent, a_seed)} at each recorded step", "why_curves_fold")):
+        if fold.open:
+            st.dataframe(table, hide_index=True, key="why_curves_table",
+                         column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                        for c in table.columns if c != "step"})
+    st.download_button("Download the curves of every seed (CSV)", csv,
+                       file_name=f"alva_learning_{agent}_{metric}_k{k}.csv", mime="text/csv", on_click="ignore")
+    finish()
 
 
 def organisation_section(xtok: str, agent: str, a_seed: int, pairs, k: int, instr: str, item: int) -> None:
