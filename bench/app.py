@@ -279,13 +279,16 @@ def peer_query(counts: dict[str, int]) -> str:
     return "?" + "&".join(f"{k}={v}" for k, v in counts.items() if v)
 
 
-def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = None) -> dict:
+def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = None
+                 ) -> tuple[dict, dict[str, float]]:
     """The framework's floor (bench/peer_app.py), measured the same way: reloads of the bare page, with a
     20-row table, and with one tiny Plotly chart; the slider on the bare page. ``like``: {ALVA page: its element
     counts}: the peer reloaded with the same counts, and its slider moved there (every element redrawn), the floor
-    of drawing that many figures."""
+    of drawing that many figures. Returns (those summaries, when each of the three reloaded pages created its
+    websocket: :func:`socket_created`)."""
     proc, url, log = serve("bench/peer_app.py", {})
     out: dict = {}
+    sockets: dict[str, float] = {}  # when each reloaded peer page created its websocket (s from navigation)
     try:
         wait_healthy(url)
         context = browser.new_context(viewport={"width": 1400, "height": 1600})
@@ -294,7 +297,7 @@ def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = 
         for name, query in (("bare", ""), ("table", "?table=1"), ("plotly", "?plotly=1")):
             visit(page, url + "/" + query)  # first visit: imports, Plotly's bundle into the browser cache
             out[f"reload {name}"] = summary([visit(page, url + "/" + query) for _ in range(rounds)])
-            out[f"socket created, {name}"] = socket_created(page)
+            sockets[name] = socket_created(page)
 
         def slider_rounds(what: str) -> dict[str, float]:
             """The peer's slider moved ``rounds`` times on the page as it is, settling in between."""
@@ -318,7 +321,7 @@ def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = 
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
-    return out
+    return out, sockets
 
 
 def main() -> int:
@@ -446,7 +449,7 @@ def main() -> int:
             for name, path in PAGES:  # every page once more, then memory
                 visit(page, f"{url}/{path}")
             res["rss_after_all_mb"] = rss_mb(proc.pid)
-            res["peer_s"] = measure_peer(b, args.rounds, like=elements)
+            res["peer_s"], res["peer_socket_created_s"] = measure_peer(b, args.rounds, like=elements)
             b.close()
     finally:
         proc.terminate()
@@ -483,7 +486,9 @@ def main() -> int:
     peer = res["peer_s"]
     print("peer (bench/peer_app.py: the smallest Streamlit app, same browser, same run), done/settled:")
     for k, v in peer.items():
-        print(f"  {k:<20} {fmt(v) if isinstance(v, dict) else f'{v:.3f}'}")
+        print(f"  {k:<20} {fmt(v)}")
+    print("  websocket created after a reload (s from navigation): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in res["peer_socket_created_s"].items()))
     floor_i, floor_r = peer["slider"]["settled_median"], peer["reload plotly"]["settled_median"]
     print("ratio ALVA / peer (settled medians): interactions over the peer slider, reloads over the peer page with "
           "one Plotly chart")

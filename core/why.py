@@ -180,6 +180,21 @@ def _peak_between(a: PairAnswer) -> bool:
             and a.peak_p > np.nanmax([a.trained_p, a.untrained_p]) + 1e-9)
 
 
+def _paper_range(a: PairAnswer) -> str:
+    """The paper's reported range ("0.70–0.73", or one value); "" when the paper has none for the family."""
+    if a.paper is None or not np.isfinite(a.paper[0]):
+        return ""
+    lo, hi, _ = a.paper
+    return f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}"
+
+
+def _factors(a: PairAnswer) -> tuple[list[str], list[str], list[str]]:
+    """The factors organising the agent and the model, and those they share (in the agent's order)."""
+    mine = [f for f, _ in a.organisation.get(a.agent, [])]
+    theirs = [f for f, _ in a.organisation.get(a.model, [])]
+    return mine, theirs, [f for f in mine if f in theirs]
+
+
 def brief_header(a: PairAnswer) -> str:
     """The line above the brief answers (:func:`answer_brief`): the measure they share."""
     return f"P@{a.k} against each model (chance {a.chance:.3f}), before → after training:"
@@ -196,16 +211,14 @@ def answer_brief(a: PairAnswer) -> str:
             text += f" (highest {a.peak_p:.2f} at step {a.peak_step})"
     else:
         text += f"**{a.trained_p:.2f}** trained (untrained not computed)"
-    if a.paper is not None and np.isfinite(a.paper[0]):
-        lo, hi, _ = a.paper
-        text += f"; paper {lo:.2f}" + ("" if lo == hi else f"–{hi:.2f}")
-    org = a.organisation
-    if a.model in org and org[a.model]:
-        mine, theirs = [f for f, _ in org.get(a.agent, [])], [f for f, _ in org[a.model]]
+    if _paper_range(a):
+        text += f"; paper {_paper_range(a)}"
+    mine, theirs, shared = _factors(a)
+    if theirs:
         text += f". {a.model} is organised by {' and '.join(theirs)}"
-        if mine and not set(mine) & set(theirs):
+        if mine and not shared:
             text += f", {a.agent} by {' and '.join(mine)}: they cannot share neighbourhoods"
-        elif set(mine) & set(theirs):
+        elif shared:
             text += ", like the agent"
     if a.multiverse:
         mv = a.multiverse
@@ -229,21 +242,18 @@ def answer_text(a: PairAnswer, with_agent: bool = True) -> str:
         parts.append(f". Learning to act {verb} the alignment by {abs(diff):.2f}.")
     else:
         parts.append(f"{a.agent} reaches {trained} (the untrained agent is not computed here).")
-    if a.paper is not None and np.isfinite(a.paper[0]):
-        lo, hi, family = a.paper
-        rng = f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}"
-        parts.append(f" The paper reports {rng} for the family {a.model} stands in for ({family}).")
+    if _paper_range(a):
+        parts.append(f" The paper reports {_paper_range(a)} for the family {a.model} stands in for ({a.paper[2]}).")
     org = a.organisation
     if with_agent and a.agent in org:
         parts.append(" " + agent_text(a))
     if a.model in org:
         parts.append(" " + describe_organisation(a.model + " is organised", org[a.model]) + ".")
-        mine, theirs = [f for f, _ in org.get(a.agent, [])], [f for f, _ in org[a.model]]
-        if mine and theirs and not set(mine) & set(theirs):
+        mine, theirs, shared = _factors(a)
+        if mine and theirs and not shared:
             parts.append(f" {a.agent} and {a.model} are organised by different factors ({' and '.join(mine)} vs "
                          f"{' and '.join(theirs)}): two such spaces cannot share neighbourhoods.")
-        elif set(mine) & set(theirs):
-            shared = [f for f in mine if f in theirs]
+        elif shared:
             parts.append(f" Both are organised by {' and '.join(shared)}.")
     mv = a.multiverse
     if mv:

@@ -24,8 +24,8 @@ st.caption("Why does the agent align with a language model as much as it does, a
            "grammatical factors organise each space (two spaces organised by different factors cannot share "
            "neighbourhoods), and how much each number moves with the choices an analysis makes.")
 
-SECTIONS = {"learning": "1. Alignment across learning", "organisation": "2. What organises each space",
-            "multiverse": "3. How robust is each number? The multiverse"}  # ui.state.WHY_SECTIONS -> tab label
+SECTIONS = dict(zip(state.WHY_SECTIONS, ("1. Alignment across learning", "2. What organises each space",
+                                          "3. How robust is each number? The multiverse")))  # id -> tab label
 CURVE_LABELS = {"pk": "P@k", "cka": "CKA", "rsa": "RSA", "pk_instruction": "P@k of the selected instruction"}
 
 

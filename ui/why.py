@@ -38,10 +38,10 @@ MULTIVERSE_FIGURES = ("n_choices", "q05", "q95", "median", "last_layer", "split_
 #: its data changes), not redrawn from scratch
 METRIC_TITLES = {"pk": "P@k", "cka": "CKA (linear)", "rsa": "RSA (Spearman)", "pk_instruction": "P@k(i)"}
 SHARE_MEASURE = "neighbour share"
-#: every chart of this page is drawn on a canvas, without per-mark ARIA labels: its ten charts hold ~2,000 marks,
-#: which as SVG cost ~18,000 DOM attribute writes per page load (measured in Chromium: reload settled 1.13 s as SVG,
-#: 1.05 s as canvas without ARIA, bench/app.py's page). The chart's ``description`` stays its accessible name,
-#: and every number stays in the table and the CSV under it.
+#: every chart of this page is drawn on a canvas, without per-mark ARIA labels: its charts hold ~2,000 marks, which
+#: as SVG cost ~18,000 DOM attribute writes (measured in Chromium with all ten on one page, before the sections
+#: became tabs: reload settled 1.13 s as SVG, 1.05 s as canvas without ARIA). The chart's ``description`` stays its
+#: accessible name, and every number stays in the table and the CSV under it.
 DRAWING = {"usermeta": {"embedOptions": {"renderer": "canvas"}}, "config": {"mark": {"aria": False}}}
 
 
