@@ -14,6 +14,7 @@ from test_app import _run, _tables, _texts, _vega, synthetic, synthetic_dir  # n
 from core import metrics, projection, report, store
 from core.embedders import load_embeddings
 from core.instructions import instruction_set
+from ui import uploads
 
 INSTR = instruction_set()
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +32,16 @@ def _space(seed: int) -> np.ndarray:
     return (A + 0.8 * np.random.default_rng(seed).normal(size=A.shape)).astype(np.float32)
 
 
+def _open(at):
+    """Open the sidebar's uploader (what a click on it sets; it is folded and sends nothing while closed)."""
+    if not at.session_state[uploads.FOLD]:
+        at.session_state[uploads.FOLD] = True
+        at.run()
+    return at
+
+
 def _upload(at, name: str, data: bytes, filename: str = "mine.npy"):
+    _open(at)
     at.text_input(key="w_upload_name").set_value(name)
     at.file_uploader(key="w_upload_file").set_value((filename, data, "application/octet-stream"))
     next(b for b in at.button if b.label == "Add").click().run()
@@ -166,6 +176,15 @@ def test_a_refused_upload_says_why_and_changes_nothing(synthetic):
     _upload(at, "mine", _npy(_space(1)[:100]))
     assert "has 100 rows; expected 108" in " ".join(e.value.replace("\\", "") for e in at.sidebar.error)
     assert list(at.session_state["models"]) == models and "mine" not in set(_vega(at)[0][1]["pair"])
+
+
+def test_the_closed_uploader_sends_nothing_and_opens_with_its_form(synthetic):
+    at = _run("precision")
+    assert not at.session_state[uploads.FOLD]
+    assert not [w for w in at.text_input if w.key == "w_upload_name"] and not at.get("file_uploader")
+    _open(at)
+    assert at.text_input(key="w_upload_name") and at.file_uploader(key="w_upload_file")
+    assert not at.exception
 
 
 def test_remove_forgets_the_upload_everywhere(synthetic):

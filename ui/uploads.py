@@ -23,7 +23,8 @@ from core.uploads import FORMATS, MAX_UPLOAD_MB, UploadedSpace, UploadError, rea
 from ui.state import md_escape
 
 KEY = "_uploads"  #: session state: name -> UploadedSpace, in upload order
-_MSG = "_uploads_msg"  #: session state: (kind, text) of the last add/remove, shown once
+_MSG = "_uploads_msg"  #: session state: (kind, text) of the last add/remove, shown once (when the fold is open)
+FOLD = "upload_fold"  #: session state: whether the sidebar's uploader is open
 
 
 def spaces() -> dict[str, UploadedSpace]:
@@ -98,9 +99,17 @@ def _on_add() -> None:
 def sidebar() -> None:
     """The uploader (a name and a file), the list of this session's uploads with a remove button each, and the
     outcome of the last add. app.py draws it in the sidebar of every page."""
-    msg = st.session_state.pop(_MSG, None)
+    from ui.widgets import folded  # here: ui.widgets imports ui.data, which imports this module
+
+    msg = st.session_state.get(_MSG)
     ups = spaces()
-    with st.sidebar.expander("Your own embeddings", expanded=bool(ups) or msg is not None):
+    # folded: the form and its file uploader are sent only while open (in a closed plain expander they were mounted
+    # on every page load: ~50-70 ms of every reload, measured with a multipage peer of this sidebar)
+    # (always the same ``expanded``: it is part of the fold's identity, a change would reset it)
+    with (fold := folded("Your own embeddings", FOLD, where=st.sidebar)):
+        if not fold.open:
+            return
+        st.session_state.pop(_MSG, None)
         st.caption(f"A {', '.join(FORMATS)} file of at most {MAX_UPLOAD_MB} MB: one row per instruction, in the "
                    "order of `python -m core instructions`, or with a column `instruction` to align the rows by. "
                    "It becomes a model on every page, for this session only: it is kept in memory, never written "
