@@ -26,10 +26,14 @@ Measured:
 * **resident memory** (VmRSS, VmHWM from /proc) of the server process after visiting every page; target <= 1 GB;
 * **the peer** (bench/peer_app.py, the smallest Streamlit app), measured the same way in the same run with the same
   browser: the framework's floor on this machine; every ALVA figure is also printed as a ratio to it;
-* **the same-elements floor**: the peer loaded with each ALVA page's own count of Vega-Lite charts, Plotly charts,
-  dataframes and images (counted in the browser after the reloads), reloaded and its slider moved (every element
-  redrawn). What a page costs beyond it is ALVA's own work; what the floor costs is the price of showing that
-  many figures with Streamlit in this browser on this machine.
+* **the same-elements floor**: bench/peer_multipage.py, a multipage app shaped like ALVA's (eight pages in the
+  navigation, a sidebar), loaded with each ALVA page's own count of every kind of element (counted in the browser
+  after the reloads: charts, tables, images, texts, headings, widgets by kind, tabs, expanders, columns; the
+  sidebar's too; bench/peer_elements.py) at a path of the same depth (``/`` for the Overview, ``/p1`` for the
+  others, so it pays the same base-path probe, streamlit#7074), reloaded and its slider moved (every element
+  redrawn). Its counts are checked against the page's and any difference is printed. What a page costs beyond it
+  is ALVA's own work (more data in its charts, longer texts, a longer script); what the floor costs is the price of
+  showing that many elements with Streamlit in this browser on this machine.
 """
 from __future__ import annotations
 
@@ -45,6 +49,9 @@ import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote_plus
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_elements import KINDS  # noqa: E402  (bench/ is not a package)
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -267,61 +274,94 @@ def wait_healthy(url: str) -> float:
             time.sleep(0.05)
 
 
-ELEMENTS = {"vega": "stVegaLiteChart", "plotly": "stPlotlyChart", "table": "stDataFrame", "image": "stImage"}
+#: what bench/peer_multipage.py draws of its own on every page (a slider and the line under it): not asked of it again
+PEER_BODY = {"slider": 1, "markdown": 1}
+#: the element counted in each element container: its first descendant with one of these test ids (a chart sits
+#: inside a full-screen frame; a widget's label is not an element of its own)
+_COUNT_JS = """kinds => { const out = {}; const sel = Object.values(kinds).map(t => `[data-testid="${t}"]`).join(',');
+  const kindOf = Object.fromEntries(Object.entries(kinds).map(([k, t]) => [t, k]));
+  const blocks = new Set(['stTabs', 'stExpander', 'stColumn']);
+  for (const [prefix, root] of [['', '[data-testid=stMain]'], ['side_', '[data-testid=stSidebarUserContent]']]) {
+    const r = document.querySelector(root); if (!r) continue;
+    const count = t => { const k = prefix + kindOf[t]; out[k] = (out[k] || 0) + 1; };
+    r.querySelectorAll('[data-testid=stElementContainer]').forEach(e => {
+      const f = e.querySelector(sel); if (f && !blocks.has(f.getAttribute('data-testid'))) count(f.getAttribute('data-testid')); });
+    r.querySelectorAll([...blocks].map(t => `[data-testid="${t}"]`).join(',')).forEach(e => count(e.getAttribute('data-testid')));
+  }
+  return out; }"""
 
 
 def count_elements(page) -> dict[str, int]:
-    """How many Vega-Lite charts, Plotly charts, dataframes and images the page shows (its drawing load)."""
-    return {k: page.locator(f"[data-testid='{tid}']").count() for k, tid in ELEMENTS.items()}
+    """How many elements of each kind of bench/peer_elements.py the page shows in its main area (``kind``) and in
+    its sidebar under the navigation (``side_kind``): charts, tables, images, texts, widgets, tabs, expanders,
+    columns."""
+    return page.evaluate(_COUNT_JS, {k: t for k, (t, _) in KINDS.items()})
 
 
 def peer_query(counts: dict[str, int]) -> str:
-    return "?" + "&".join(f"{k}={v}" for k, v in counts.items() if v)
+    """The query that asks bench/peer_multipage.py for these counts (less the slider and line it always draws)."""
+    ask = {k: v - PEER_BODY.get(k, 0) for k, v in counts.items()}
+    return "?" + "&".join(f"{k}={v}" for k, v in sorted(ask.items()) if v > 0)
 
 
-def measure_peer(browser, rounds: int, like: dict[str, dict[str, int]] | None = None
-                 ) -> tuple[dict, dict[str, float]]:
-    """The framework's floor (bench/peer_app.py), measured the same way: reloads of the bare page, with a
-    20-row table, and with one tiny Plotly chart; the slider on the bare page. ``like``: {ALVA page: its element
-    counts}: the peer reloaded with the same counts, and its slider moved there (every element redrawn), the floor
-    of drawing that many figures. Returns (those summaries, when each of the three reloaded pages created its
-    websocket: :func:`socket_created`)."""
-    proc, url, log = serve("bench/peer_app.py", {})
+def measure_peer(browser, rounds: int, like: dict[str, tuple[str, dict[str, int]]] | None = None
+                 ) -> tuple[dict, dict[str, float], dict[str, dict[str, tuple[int, int]]]]:
+    """The framework's floor, measured the same way: bench/peer_app.py reloaded bare, with a 20-row table and with
+    one tiny Plotly chart, and its slider moved on the bare page. ``like``: {ALVA page: (its path, its element
+    counts)}: the same-elements floor, bench/peer_multipage.py reloaded with those counts at a path of the same
+    depth (``/`` for the main page, ``/p1`` for the others), and its slider moved there (every element redrawn).
+    Returns (those summaries, when each reloaded page created its websocket: :func:`socket_created`, and per
+    ALVA page every kind of element whose count on the floor differs from the page's: {kind: (page, floor)})."""
     out: dict = {}
-    sockets: dict[str, float] = {}  # when each reloaded peer page created its websocket (s from navigation)
-    try:
-        wait_healthy(url)
-        context = browser.new_context(viewport={"width": 1400, "height": 1600})
-        context.add_init_script(RECORDER)
-        page = context.new_page()
+    sockets: dict[str, float] = {}  # s from navigation
+    differs: dict[str, dict[str, tuple[int, int]]] = {}
+
+    def slider_rounds(page, what: str) -> dict[str, float]:
+        """The peer's slider moved ``rounds`` times on the page as it is, settling in between."""
+        settle(page)
+        slider = page.get_by_role("slider").first
+        times = []
+        for _ in range(rounds):
+            times.append(interact(page, lambda: slider.press("ArrowRight"), name=what))
+            settle(page)
+        return summary(times)
+
+    def on_peer(script: str, work) -> None:
+        proc, url, log = serve(script, {})
+        try:
+            wait_healthy(url)
+            context = browser.new_context(viewport={"width": 1400, "height": 1600})
+            context.add_init_script(RECORDER)
+            work(context.new_page(), url)
+            context.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+            log.close()
+
+    def bare(page, url: str) -> None:
         for name, query in (("bare", ""), ("table", "?table=1"), ("plotly", "?plotly=1")):
             visit(page, url + "/" + query)  # first visit: imports, Plotly's bundle into the browser cache
             out[f"reload {name}"] = summary([visit(page, url + "/" + query) for _ in range(rounds)])
             sockets[name] = socket_created(page)
-
-        def slider_rounds(what: str) -> dict[str, float]:
-            """The peer's slider moved ``rounds`` times on the page as it is, settling in between."""
-            settle(page)
-            slider = page.get_by_role("slider").first
-            times = []
-            for _ in range(rounds):
-                times.append(interact(page, lambda: slider.press("ArrowRight"), name=what))
-                settle(page)
-            return summary(times)
-
         visit(page, url + "/")
-        out["slider"] = slider_rounds("peer slider")
-        for name, counts in (like or {}).items():
-            q = peer_query(counts)
-            visit(page, url + "/" + q)
-            out[f"reload like {name}"] = summary([visit(page, url + "/" + q) for _ in range(rounds)])
-            out[f"slider like {name}"] = slider_rounds(f"peer slider like {name}")
-        context.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
-    return out, sockets
+        out["slider"] = slider_rounds(page, "peer slider")
+
+    def same_elements(page, url: str) -> None:
+        for name, (path, counts) in (like or {}).items():
+            target = f"{url}/{'p1' if path.split('?')[0] else ''}{peer_query(counts)}"
+            visit(page, target)
+            out[f"reload like {name}"] = summary([visit(page, target) for _ in range(rounds)])
+            sockets[f"like {name}"] = socket_created(page)
+            got = count_elements(page)  # the floor checked against the page it stands for
+            differs[name] = {k: (counts.get(k, 0), got.get(k, 0)) for k in sorted({*counts, *got})
+                             if counts.get(k, 0) != got.get(k, 0)}
+            out[f"slider like {name}"] = slider_rounds(page, f"peer slider like {name}")
+
+    on_peer("bench/peer_app.py", bare)
+    if like:
+        on_peer("bench/peer_multipage.py", same_elements)
+    return out, sockets, differs
 
 
 def main() -> int:
@@ -449,7 +489,9 @@ def main() -> int:
             for name, path in PAGES:  # every page once more, then memory
                 visit(page, f"{url}/{path}")
             res["rss_after_all_mb"] = rss_mb(proc.pid)
-            res["peer_s"], res["peer_socket_created_s"] = measure_peer(b, args.rounds, like=elements)
+            paths = dict(PAGES + SECTION_RELOADS)
+            res["peer_s"], res["peer_socket_created_s"], res["floor_differs"] = measure_peer(
+                b, args.rounds, like={name: (paths[name], counts) for name, counts in elements.items()})
             b.close()
     finally:
         proc.terminate()
@@ -496,16 +538,20 @@ def main() -> int:
         print(f"  interaction {k:<26} {v['settled_median'] / floor_i:.2f}x")
     for name, _ in PAGES + SECTION_RELOADS:
         print(f"  reload {name:<31} {res['page_reload_s'][name]['settled_median'] / floor_r:.2f}x")
-    print("the same-elements floor: the peer with each page's own count of figures and tables "
-          "(bench/peer_app.py?vega=N&plotly=N&table=N&image=N), reloaded and its slider moved (every element "
-          "redrawn); ALVA / that floor, settled medians:")
+    print("the same-elements floor: bench/peer_multipage.py, a multipage app with the page's own count of every "
+          "kind of element (charts, tables, texts, widgets, tabs, expanders, columns; its sidebar's too) at a path of "
+          "the same depth, reloaded and its slider moved (every element redrawn); ALVA / that floor, settled "
+          "medians (the query asked of the floor in brackets):")
     page_of = {"neighbours": "neighbours", "P@k": "P@k", "procrustes": "procrustes", "why": "why", "agent": "agent"}
     for name, _ in PAGES + SECTION_RELOADS:
         f = peer.get(f"reload like {name}")
         if f:
             ratio = res["page_reload_s"][name]["settled_median"] / f["settled_median"]
-            print(f"  reload {name:<12} elements {peer_query(res['page_elements'][name]):<36} floor "
-                  f"{f['settled_median']:.3f} s -> {ratio:.2f}x")
+            print(f"  reload {name:<12} floor {f['settled_median']:.3f} s -> {ratio:.2f}x   "
+                  f"({peer_query(res['page_elements'][name])})")
+            if res["floor_differs"].get(name):  # e.g. the floor's own slider, on a page without one
+                print(f"  {'':<19} counts that differ on the floor, {{kind: (page, floor)}}: "
+                      f"{res['floor_differs'][name]}")
     for k, v in res["interaction_s"].items():
         f = peer.get(f"slider like {page_of.get(k.split(':')[0], '')}")
         if f:
