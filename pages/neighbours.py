@@ -8,7 +8,7 @@ from core.embedders import EmbedderError
 from ui import data, figures, sets, state
 from ui.state import INSTRUCTIONS
 from ui.widgets import (finish, instruction_picker, k_slider, models_picker, neighbour_grid, not_computed,
-                        run_fragment, seed_picker, setup)
+                        run_fragment, seed_picker, selectable_table, selection_done, setup)
 
 tok, ctx = setup()
 st.title("Neighbours")
@@ -21,7 +21,6 @@ st.caption("For the selected instruction, each model's k nearest instructions by
            "broken by instruction order); one column per model. ✓ marks a neighbour that the agent shares; a "
            "column's header gives that model's P@k against the agent for this instruction. Click a cell to make "
            "that neighbour the selected instruction.")
-_SEEN_ROWS = "_nb_disagree_rows"  # the disagreement table's selection last acted on
 
 
 @st.fragment
@@ -91,7 +90,7 @@ def neighbours() -> None:
                   "shared_with_agent": sh if not is_ref else None}
                  for r, (j, c, sh) in enumerate(zip(idx[i], sim[i], shared))]
     if shown:
-        neighbour_grid(grid, shown, config, f"nb_grid_{i}", k)
+        neighbour_grid(grid, shown, config, "nb_grid", k)
         st.download_button("Download these neighbours (CSV)", pd.DataFrame(long).to_csv(index=False).encode(),
                            file_name=f"alva_neighbours_k{k}.csv", mime="text/csv", on_click="ignore")
     for name, err in missing:
@@ -124,18 +123,14 @@ def neighbours() -> None:
                              **{m: v for m, v in cols.items()}, "verb": md["verb"], "colour": md["colour"],
                              "object": md["object"], "determiner": md["determiner"]})
         rank = rank.sort_values(f"mean P@{k}", kind="stable").reset_index(drop=True)
-        # keyed without k: a k move updates this table in place (a new key would mount a new grid, ~0.1 s in the
-        # browser); the grid keeps its selected row across that move, so only a new selection (a click) selects
-        ev = st.dataframe(rank, hide_index=True, key=f"disagree_{i}_{'_'.join(lms)}", on_select="rerun",
-                          selection_mode="single-row", height=400,
-                          column_config={c: st.column_config.NumberColumn(format="%.2f")
-                                         for c in [f"mean P@{k}", *lms]})
-        rows = ev["selection"]["rows"] if ev else []
-        if rows != st.session_state.get(_SEEN_ROWS):
-            st.session_state[_SEEN_ROWS] = rows
-            if rows and rank["instruction"][rows[0]] != instr:
-                state.select("instruction", rank["instruction"][rows[0]])
-                state.rerun()
+        # keyed without the instruction or k: a change of either updates this table in place
+        key = f"disagree_{'_'.join(lms)}"
+        rows = selectable_table(rank, key, "single-row", height=400,
+                                column_config={c: st.column_config.NumberColumn(format="%.2f")
+                                               for c in [f"mean P@{k}", *lms]}).get("rows", [])
+        if rows:
+            state.select("instruction", rank["instruction"][rows[0]])
+            selection_done(key)
         st.download_button("Download this ranking (CSV)", rank.to_csv(index=False).encode(),
                            file_name=f"alva_disagreement_p{k}.csv", mime="text/csv", on_click="ignore")
     finish()

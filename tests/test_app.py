@@ -275,13 +275,16 @@ def test_neighbours_respond_to_instruction_k_and_models(synthetic):
 
 def test_clicking_a_neighbour_selects_it(synthetic):
     at = _run("neighbours")
-    i = INSTR.index(at.session_state["instruction"])
-    target = _neighbour_tables(at)[1]["neighbour"].iloc[2]
-    at.session_state[f"nb_grid_{i}"] = {"selection": {"rows": [], "columns": [], "cells": [[2, "smollm2-135m"]]}}
-    at.run()
-    assert not at.exception
-    assert at.session_state["instruction"] == target
-    assert _qp(at, "instruction") == target
+    click = {"selection": {"rows": [], "columns": [], "cells": [[2, "smollm2-135m"]]}}
+    for _ in range(2):  # the same cell twice: the grid (one key for every instruction) shows the new neighbours
+        target = _neighbour_tables(at)[1]["neighbour"].iloc[2]
+        assert target != at.session_state["instruction"]
+        at.session_state["nb_grid"] = click
+        at.run()
+        assert not at.exception
+        assert at.session_state["instruction"] == target
+        assert _qp(at, "instruction") == target
+        assert not at.session_state["nb_grid"]["selection"]["cells"]  # cleared once acted on: no stale highlight
 
 
 def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
@@ -294,15 +297,16 @@ def test_neighbours_link_to_agent_page_and_disagreement_ranking(synthetic):
     assert q["instruction"] == [at.session_state["instruction"]] and q["seed"] == ["0"]
     rank = _tables(at, "mean P@15")[0]
     assert len(rank) == 108 and rank["mean P@15"].is_monotonic_increasing
-    key = "disagree_0_smollm2-135m_all-minilm-l6-v2"  # the table's key holds no k: a k move updates it in place
+    key = "disagree_smollm2-135m_all-minilm-l6-v2"  # no instruction or k in the key: updated in place
     instr = at.session_state["instruction"]
     mine = int(np.flatnonzero(rank["instruction"] == instr)[0])
     at.session_state[key] = {"selection": {"rows": [mine], "columns": [], "cells": []}}  # its own row: no change
     at.run()
     assert at.session_state["instruction"] == instr
-    at.slider(key="w_k").set_value(3).run()  # the grid keeps that row selected; the ranking at k = 3 differs there
+    assert not at.session_state[key]["selection"]["rows"]  # cleared once acted on
+    at.slider(key="w_k").set_value(3).run()  # the ranking at k = 3 differs at that row: nothing selects it again
     assert _tables(at, "mean P@3")[0]["instruction"].iloc[mine] != instr
-    assert at.session_state["instruction"] == instr  # a kept selection is not a new click
+    assert at.session_state["instruction"] == instr
     at.session_state[key] = {"selection": {"rows": [0], "columns": [], "cells": []}}  # a click on the top row
     at.run()
     assert at.session_state["instruction"] == _tables(at, "mean P@3")[0]["instruction"].iloc[0] != instr

@@ -367,7 +367,7 @@ def neighbours(tok: str, ctx: dict[str, Any]) -> None:
         return
     if ref is None:
         st.caption("No trained agent is shipped for this set yet: the lists are not compared (no ✓).")
-    widgets.neighbour_grid(grid, shown, config, f"set_nb_grid_{name}_{i}", k)
+    widgets.neighbour_grid(grid, shown, config, f"set_nb_grid_{name}", k)
     st.caption("Each space's k nearest instructions by cosine similarity (the number after it), nearest first, the "
                "instruction itself excluded, ties by instruction order (core.metrics.neighbours_of). ✓: also among "
                "the agent's k nearest. Click a cell to select that neighbour.")

@@ -87,17 +87,39 @@ def model_label(ctx: dict[str, Any], name: str) -> str:
     return f"{name} · {fam}{ref}{tag}"
 
 
+_NO_SELECTION = {"selection": {"rows": [], "columns": [], "cells": []}}
+
+
+def selectable_table(data, key: str, mode: str, **kwargs) -> dict[str, list]:
+    """A table whose selection (a click) acts once: ``st.dataframe(..., on_select="rerun")`` under a key that stays
+    the same when what it shows changes, so a new instruction or k updates it in place (a new key mounts a new grid
+    in the browser, ~0.1 s). Returns the selection (``rows``, ``columns``, ``cells``). The caller acts on a
+    non-empty one and then calls :func:`selection_done`: the selection is cleared before the table is drawn in the
+    next run, so no highlighted cell outlives the click, and a kept one never acts again (after a k move it would
+    point at another instruction)."""
+    if st.session_state.pop(f"_clear_{key}", False):  # before the widget exists: the only time it may be set
+        st.session_state[key] = _NO_SELECTION
+    ev = st.dataframe(data, hide_index=True, key=key, on_select="rerun", selection_mode=mode, **kwargs)
+    return dict(ev["selection"]) if ev else {}
+
+
+def selection_done(key: str) -> None:
+    """After acting on the selection of :func:`selectable_table` ``key``: clear it, and rerun with what it chose."""
+    st.session_state[f"_clear_{key}"] = True
+    state.rerun()
+
+
 def neighbour_grid(grid, shown: dict[str, list[str]], config: dict, key: str, k: int) -> None:
     """The neighbours grid (one column per model, nearest first); clicking a cell selects that neighbour as the
-    instruction (``shown``: grid column -> its neighbours' instruction texts)."""
-    ev = st.dataframe(grid, hide_index=True, key=key, on_select="rerun", selection_mode="single-cell",
-                      column_config=config, height=min(35 * (k + 1) + 3, 560))
-    cells = ev["selection"].get("cells", []) if ev else []
+    instruction (``shown``: grid column -> its neighbours' instruction texts). ``key``: the same for every
+    instruction and k (:func:`selectable_table`)."""
+    cells = selectable_table(grid, key, "single-cell", column_config=config,
+                             height=min(35 * (k + 1) + 3, 560)).get("cells", [])
     if cells:
         row, col = cells[0]
         if col in shown and 0 <= int(row) < len(shown[col]):
             state.select("instruction", shown[col][int(row)])
-            state.rerun()
+        selection_done(key)
 
 
 def set_picker(ctx: dict[str, Any], where=st, key: str = "w_set") -> str:
