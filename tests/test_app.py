@@ -325,6 +325,7 @@ def test_neighbours_agreement_grid_holds_per_item_precision(synthetic):
     assert list(plot["instruction"]) == INSTR and np.allclose(plot["p"], want)
     assert len(set(zip(plot["form"], plot["colour"]))) == 9 * 6  # one cell per verb-object form and colour
     assert spec["layer"][0]["encoding"]["color"]["aggregate"] == "mean"
+    assert _vega(_run("neighbours"))[0][0] == spec and set(plot["k"]) == {7}  # k in the data: a k move sends data
 
 
 def test_deep_link_opens_the_right_state(synthetic):
@@ -420,7 +421,8 @@ def test_precision_curves_bands_heatmap(synthetic):
     n = len(set(cells["row"]))
     assert z15.shape == z3.shape == (n, n) and n == len(pairs) + 1
     assert np.allclose(np.diag(z3), 1) and np.allclose(z3, z3.T) and not np.allclose(z3, z15)
-    assert _vega(at)[1][0]["layer"][0]["encoding"]["color"]["title"] == "P@3"
+    (heat15, _), (heat3, cells3) = _vega(_run("precision"))[1], _vega(at)[1]
+    assert heat3 == heat15 and set(cells3["k"]) == {3}  # k is in the data, not the spec: a k move sends data only
     at.toggle(key="p_perm").set_value(False).run()
     at.toggle(key="p_boot").set_value(False).run()
     assert not any(lay["mark"]["type"] == "area" for lay in _vega(at)[0][0]["layer"] if isinstance(lay["mark"], dict))

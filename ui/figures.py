@@ -163,20 +163,22 @@ def precision_curves(tok: str, ref: str, agent_seed: int, others: tuple[str, ...
 @st.cache_resource(max_entries=64, show_spinner=False)
 def precision_heatmap(tok: str, spaces: Spaces, k: int) -> tuple[dict[str, Any], pd.DataFrame, bytes]:
     """(Vega-Lite spec, its data, matrix as CSV): P@k between every pair of ``spaces`` ((name, seed) pairs),
-    each cell coloured (viridis, 0..1) and labelled with its value."""
+    each cell coloured (viridis, 0..1) and labelled with its value. The spec holds no k (k is a column of the
+    data, shown on hover): a k move sends new data only, which the browser draws into the chart it has."""
     M = data.precision_matrix(tok, spaces, k)
     names = list(M.columns)
     long = pd.DataFrame({"row": np.repeat(names, len(names)), "column": np.tile(names, len(names)),
-                         "p": M.to_numpy().ravel()})
+                         "p": M.to_numpy().ravel(), "k": k})
     axis = {"title": None, "labelLimit": 220}
     enc = {"x": {"field": "column", "type": _N, "sort": names,
                  "axis": {**axis, "orient": "top", "labelAngle": -35, "labelOverlap": False}},
            "y": {"field": "row", "type": _N, "sort": names, "axis": axis}}
     spec = {"height": 60 + 34 * len(names), "encoding": enc, "layer": [
-        {"mark": "rect", "encoding": {"color": {"field": "p", "type": _Q, "title": f"P@{k}",
+        {"mark": "rect", "encoding": {"color": {"field": "p", "type": _Q, "title": "P@k",
                                                 "scale": {"scheme": "viridis", "domain": [0, 1]}},
                                       "tooltip": [{"field": "row", "type": _N}, {"field": "column", "type": _N},
-                                                  {"field": "p", "type": _Q, "title": f"P@{k}", "format": ".3f"}]}},
+                                                  {"field": "k", "type": _Q},
+                                                  {"field": "p", "type": _Q, "title": "P@k", "format": ".3f"}]}},
         {"mark": {"type": "text", "fontSize": 11},
          "encoding": {"text": {"field": "p", "type": _Q, "format": ".2f"},
                       "color": {"condition": {"test": "datum.p > 0.6", "value": "black"}, "value": "white"}}}]}
@@ -188,11 +190,12 @@ def agreement_grid(tok: str, ref: str, ref_seed: int | None, models: Spaces, k: 
                    ) -> tuple[dict[str, Any], pd.DataFrame]:
     """(Vega-Lite spec, its data): per-item P@k between ``ref`` and each of ``models`` ((name, seed) pairs),
     averaged over the models, drawn as a grid of verb-object forms x colours (each cell: the mean over its
-    instructions, i.e. the two determiners), values in the cells; one data row per instruction."""
+    instructions, i.e. the two determiners), values in the cells; one data row per instruction. The spec holds no
+    k (a column of the data, shown on hover): a k move sends new data only."""
     md = data.metadata()
     per = np.mean([data.per_item(tok, ref, ref_seed, m, s, k) for m, s in models], axis=0)
     plot = pd.DataFrame({"instruction": INSTRUCTIONS, "form": md["verb"] + " … " + md["object"],
-                         "colour": md["colour"], "determiner": md["determiner"], "p": per})
+                         "colour": md["colour"], "determiner": md["determiner"], "p": per, "k": k})
     forms, colours = list(dict.fromkeys(plot["form"])), list(dict.fromkeys(plot["colour"]))
     mean_p = {"aggregate": "mean", "field": "p", "type": _Q}
     enc = {"x": {"field": "colour", "type": _N, "sort": colours, "title": None, "axis": {"orient": "top",
@@ -200,9 +203,10 @@ def agreement_grid(tok: str, ref: str, ref_seed: int | None, models: Spaces, k: 
            "y": {"field": "form", "type": _N, "sort": forms, "title": None, "axis": {"labelLimit": 200}}}
     spec = {"height": 30 * len(forms), "encoding": enc, "layer": [
         {"mark": "rect", "encoding": {
-            "color": {**mean_p, "title": f"P@{k}", "scale": {"scheme": "viridis", "domain": [0, 1]}},
+            "color": {**mean_p, "title": "P@k", "scale": {"scheme": "viridis", "domain": [0, 1]}},
             "tooltip": [{"field": "form", "type": _N}, {"field": "colour", "type": _N},
-                        {**mean_p, "title": f"mean P@{k}", "format": ".3f"},
+                        {"aggregate": "max", "field": "k", "type": _Q, "title": "k"},
+                        {**mean_p, "title": "mean P@k", "format": ".3f"},
                         {"aggregate": "count", "type": _Q, "title": "instructions"}]}},
         {"mark": {"type": "text", "fontSize": 11},
          "encoding": {"text": {**mean_p, "format": ".2f"},
