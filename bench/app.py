@@ -298,10 +298,16 @@ def count_elements(page) -> dict[str, int]:
     return page.evaluate(_COUNT_JS, {k: t for k, (t, _) in KINDS.items()})
 
 
-def peer_query(counts: dict[str, int]) -> str:
-    """The query that asks bench/peer_multipage.py for these counts (less the slider and line it always draws)."""
+def floor_counts(counts: dict[str, int]) -> dict[str, int]:
+    """What to ask of bench/peer_multipage.py for a page with these counts: less the slider and line it always
+    draws."""
     ask = {k: v - PEER_BODY.get(k, 0) for k, v in counts.items()}
-    return "?" + "&".join(f"{k}={v}" for k, v in sorted(ask.items()) if v > 0)
+    return {k: v for k, v in sorted(ask.items()) if v > 0}
+
+
+def peer_query(counts: dict[str, int]) -> str:
+    """The query that asks bench/peer_multipage.py for a page with these counts (:func:`floor_counts`)."""
+    return "?" + "&".join(f"{k}={v}" for k, v in floor_counts(counts).items())
 
 
 def measure_peer(browser, rounds: int, like: dict[str, tuple[str, dict[str, int]]] | None = None

@@ -37,6 +37,13 @@ same time, on bench/peer_app.py (``?plotly=1&table=1``: the smallest Streamlit a
 Plotly chart), each moving its slider step after step. It is the framework's floor for this many visitors on this
 machine (websocket, script run, React render, and the browsers' own share of the CPUs); ALVA's p50/p95 are
 printed as ratios to it.
+
+**The same-elements floor under the same load** (after the peer; needs the warm-up, where each ALVA page's
+elements are counted with bench/app.py's ``count_elements``): bench/peer_multipage.py, a multipage app whose pages
+are drawn with those counts (``PEER_PAGES``), walked by the same number of visitors in the same order with the
+sidebar's links, each page's slider moved as many times as the ALVA visitor moves that page's controls
+(:data:`FLOOR_WALK`). What ALVA's tail costs beyond it is its own work; what the floor costs is Streamlit showing
+that many elements to that many visitors on this machine. Printed as ratios, overall and for sidebar navigation.
 """
 from __future__ import annotations
 
@@ -208,6 +215,32 @@ class PeerVisitor(Visitor):
             self._interact(page, "peer: slider", lambda key=key: slider.press(key))
 
 
+#: the floor's walk (bench/peer_multipage.py): per ALVA page a visitor walks, in the same order, the floor page
+#: drawn with its element counts and how many of its controls the visitor moves there (moved as the floor's slider)
+FLOOR_WALK = [("neighbours", 2, 3), ("P@k", 3, 2), ("procrustes", 4, 2), ("agent", 1, 2), ("overview", 0, 0)]
+FLOOR_PAGE = {"overview": 0, "agent": 1, "neighbours": 2, "P@k": 3, "procrustes": 4, "why": 5}
+
+
+class FloorVisitor(Visitor):
+    """A visitor of the same-elements floor (bench/peer_multipage.py, each page drawn with the element counts of
+    the ALVA page it stands for): the same walk with the sidebar's links, and on each page its slider moved as
+    many times as the ALVA visitor moves that page's controls (:data:`FLOOR_WALK`)."""
+
+    def walk(self) -> list:
+        def step(name: str, index: int, moves: int):
+            def go(page) -> None:
+                self._go(page, f"Page {index}")
+                slider = page.get_by_role("slider").first
+                for m in range(moves):
+                    key = ("ArrowRight", "ArrowLeft")[m % 2]
+                    self._interact(page, f"floor: {name} slider", lambda key=key: slider.press(key))
+
+            go.__name__ = name
+            return go
+
+        return [step(*s) for s in FLOOR_WALK]
+
+
 def new_page(playwright, cdp: str):
     """A page in a new browser context of the browser at ``cdp``, with bench/app.py's recorders installed and
     its wait conditions polled every POLL_MS (``page.wait_for_function`` is what bench/app.py's helpers call)."""
@@ -220,22 +253,24 @@ def new_page(playwright, cdp: str):
     return page
 
 
-def warm_up(cdp: str, url: str) -> list[str]:
-    """One visit of every page, until its script run ended (imports, cached loaders, the agent's rollout): not
-    measured. Returns what went wrong (a page that did not finish), which the visitors then meet cold."""
+def warm_up(cdp: str, url: str) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """One visit of every page, until its script run ended (imports, cached loaders, the agent's rollout) and its
+    screen settled: not measured. Returns what went wrong (a page that did not finish, which the visitors then meet
+    cold) and each page's element counts (bench/app.py's ``count_elements``: what the floor draws)."""
     from playwright.sync_api import sync_playwright
 
-    problems = []
+    problems, counts = [], {}
     with sync_playwright() as p:
         page = new_page(p, cdp)
-        for _, path in bench_app.PAGES:  # the Agent page's default episode is the one the visitors step through
+        for name, path in bench_app.PAGES:  # the Agent page's default episode is the one the visitors step through
             try:
                 page.goto(f"{url}/{path}")
-                bench_app.wait_idle(page)
+                bench_app.settle(page)
+                counts[name] = bench_app.count_elements(page)
             except Exception as e:
                 problems.append(f"/{path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
         page.context.close()
-    return problems
+    return problems, counts
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -246,11 +281,11 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "max": float(a.max())}
 
 
-def run_load(script: str, visitor: type, args, warm: bool) -> dict:
-    """Serve ``script``, let ``args.visitors`` visitors of class ``visitor`` at it for ``args.seconds``; the
-    measured figures (see the module docstring)."""
+def run_load(script: str, visitor: type, args, warm: bool, env: dict[str, str] | None = None) -> dict:
+    """Serve ``script`` (with ``env``), let ``args.visitors`` visitors of class ``visitor`` at it for
+    ``args.seconds``; the measured figures (see the module docstring)."""
     res: dict = {"app": script, "load_avg_before": os.getloadavg()}
-    server, url, log = bench_app.serve(script, {"ALVA_TIMING": "1"})
+    server, url, log = bench_app.serve(script, {"ALVA_TIMING": "1", **(env or {})})
     browser, cdp, profile = None, "", ""
     visitors: list[Visitor] = []
     log_mark = 0
@@ -271,7 +306,7 @@ def run_load(script: str, visitor: type, args, warm: bool) -> dict:
         browser, cdp, profile = start_browser()
         if warm:
             t = time.perf_counter()
-            res["warm_up_problems"] = warm_up(cdp, url)
+            res["warm_up_problems"], res["page_elements"] = warm_up(cdp, url)
             res["warm_up_s"] = time.perf_counter() - t
         res["rss_before_mb"] = bench_app.rss_mb(server.pid)
         log_mark = Path(log.name).stat().st_size  # the visitors' part of the server's log starts here
@@ -382,6 +417,24 @@ def main() -> int:
         print(f"\nratio ALVA / peer under the same load, interaction settled: p50 {a['p50'] / b['p50']:.2f}x, "
               f"p95 {a['p95'] / b['p95']:.2f}x (the peer's p95 is this machine's floor for {args.visitors} "
               f"visitors: {b['p95']:.3f} s)")
+        if res.get("page_elements"):  # counted in the warm-up
+            layout = {str(FLOOR_PAGE[n]): bench_app.floor_counts(c) for n, c in res["page_elements"].items()}
+            floor = run_load("bench/peer_multipage.py", FloorVisitor, args, warm=False,
+                             env={"PEER_PAGES": json.dumps(layout)})
+            res["floor"] = floor
+            print()
+            report(floor, args, "same-elements floor (bench/peer_multipage.py, each page with its ALVA page's "
+                                "element counts, the same walk, its slider moved for each control)")
+            f = floor["interaction_settled_s"]
+            nav, fnav = (r["interaction_settled_by_kind_s"].get("navigation (sidebar link)", {}) for r in (res, floor))
+            res["ratio_to_floor"] = {q: a[q] / f[q] for q in ("p50", "p95")}
+            print(f"\nratio ALVA / same-elements floor under the same load, interaction settled: p50 "
+                  f"{a['p50'] / f['p50']:.2f}x, p95 {a['p95'] / f['p95']:.2f}x; sidebar navigation alone: p50 "
+                  f"{nav.get('p50', float('nan')) / fnav.get('p50', float('nan')):.2f}x, p95 "
+                  f"{nav.get('p95', float('nan')) / fnav.get('p95', float('nan')):.2f}x")
+        else:
+            print("\nno same-elements floor under load: the pages' elements are counted in the warm-up "
+                  "(--no-warmup skips both)")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(res, indent=2, default=str))
     return 0
