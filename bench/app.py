@@ -285,8 +285,10 @@ _COUNT_JS = """kinds => { const out = {}; const sel = Object.values(kinds).map(t
     const r = document.querySelector(root); if (!r) continue;
     const count = t => { const k = prefix + kindOf[t]; out[k] = (out[k] || 0) + 1; };
     r.querySelectorAll('[data-testid=stElementContainer]').forEach(e => {
-      const f = e.querySelector(sel); if (f && !blocks.has(f.getAttribute('data-testid'))) count(f.getAttribute('data-testid')); });
-    r.querySelectorAll([...blocks].map(t => `[data-testid="${t}"]`).join(',')).forEach(e => count(e.getAttribute('data-testid')));
+      const tid = e.querySelector(sel)?.getAttribute('data-testid');
+      if (tid && !blocks.has(tid)) count(tid); });
+    r.querySelectorAll([...blocks].map(t => `[data-testid="${t}"]`).join(','))
+      .forEach(e => count(e.getAttribute('data-testid')));
   }
   return out; }"""
 

@@ -218,10 +218,11 @@ class PeerVisitor(Visitor):
             self._interact(page, "peer: slider", lambda key=key: slider.press(key))
 
 
-#: the floor's walk (bench/peer_multipage.py): per ALVA page a visitor walks, in the same order, the floor page
-#: drawn with its element counts and how many of its controls the visitor moves there (moved as the floor's slider)
-FLOOR_WALK = [("neighbours", 2, 3), ("P@k", 3, 2), ("procrustes", 4, 2), ("agent", 1, 2), ("overview", 0, 0)]
-FLOOR_PAGE = {"overview": 0, "agent": 1, "neighbours": 2, "P@k": 3, "procrustes": 4, "why": 5}
+#: the floor's walk (bench/peer_multipage.py): the ALVA pages a visitor walks, in the same order, and how many of
+#: its controls the visitor moves on each (moved on the floor as its slider)
+FLOOR_WALK = [("neighbours", 3), ("P@k", 2), ("procrustes", 2), ("agent", 2), ("overview", 0)]
+#: ALVA page -> the floor page drawn with its element counts (``Page {i}``: its place in bench/app.py's PAGES)
+FLOOR_PAGE = {name: i for i, (name, _) in enumerate(bench_app.PAGES)}
 
 
 class FloorVisitor(Visitor):
@@ -230,9 +231,9 @@ class FloorVisitor(Visitor):
     many times as the ALVA visitor moves that page's controls (:data:`FLOOR_WALK`)."""
 
     def walk(self) -> list:
-        def step(name: str, index: int, moves: int):
+        def step(name: str, moves: int):
             def go(page) -> None:
-                self._go(page, f"Page {index}", name)
+                self._go(page, f"Page {FLOOR_PAGE[name]}", name)
                 slider = page.get_by_role("slider").first
                 for m in range(moves):
                     key = ("ArrowRight", "ArrowLeft")[m % 2]
